@@ -1,0 +1,180 @@
+"""boto3 sessions, clients and the call recorder: AWS is reached only through boto3's standard config."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .errors import GuardRefused
+from .params import Params
+
+# Standard retry mode retries throttling and 5xx with exponential backoff and jitter; API
+# Gateway's control plane throttles hard (a few requests per second), so allow a deep retry.
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    user_agent_extra="vpclink-runbooks/0.1",
+    connect_timeout=10,
+    read_timeout=60,
+)
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Test", "Lookup")
+READ_ONLY_OPERATIONS = {"AssumeRole", "GetCallerIdentity"}
+CALL_LOG_ENV = "RUNBOOK_CALL_LOG"
+# Keys that name the resource a call acts on, most specific first.
+_RESOURCE_KEYS = (
+    "LoadBalancerArn", "ListenerArn", "TargetGroupArn", "GroupId", "SecurityGroupRuleIds",
+    "restApiId", "vpcLinkId", "domainName", "service", "serviceName", "family", "taskDefinition",
+    "Name", "name", "Names", "ResourceArns", "resourceArn", "cluster",
+)
+
+
+def is_mutating(operation: str) -> bool:
+    return operation not in READ_ONLY_OPERATIONS and not operation.startswith(READ_ONLY_PREFIXES)
+
+
+def _resource_of(params: dict, parsed: dict) -> str:
+    parts = []
+    for key in _RESOURCE_KEYS:
+        if key in params and params[key]:
+            value = params[key]
+            parts.append(f"{key}={','.join(value) if isinstance(value, list) else value}")
+            break
+    for key in ("basePath", "stageName", "resourceId", "httpMethod", "Port"):
+        if params.get(key):
+            parts.append(f"{key}={params[key]}")
+    created = _created_id(parsed)
+    if created and not any(created in p for p in parts):
+        parts.append(f"id={created}")
+    return " ".join(parts)
+
+
+def _created_id(parsed: dict) -> str | None:
+    for path in (("LoadBalancers", 0, "LoadBalancerArn"), ("TargetGroups", 0, "TargetGroupArn"),
+                 ("Listeners", 0, "ListenerArn"), ("taskDefinition", "taskDefinitionArn"),
+                 ("service", "serviceArn"), ("SecurityGroupRules", 0, "SecurityGroupRuleId"), ("id",)):
+        node: Any = parsed
+        for step in path:
+            try:
+                node = node[step]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, str):
+            return node
+    return None
+
+
+@dataclass
+class CallRecorder:
+    """Records every AWS call made through a session: service, operation, mutating, resource, result."""
+
+    log_path: Path | None = None
+    calls: list[dict] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, session: boto3.Session) -> None:
+        events = session.events
+        events.register("before-parameter-build", self._remember_params)
+        events.register("after-call", self._after_call)
+        events.register("after-call-error", self._after_error)
+
+    @staticmethod
+    def _remember_params(params: dict, context: dict, **_: Any) -> None:
+        context["runbook_params"] = dict(params)
+
+    def _record(self, model: Any, context: dict, result: str, parsed: dict) -> None:
+        operation = model.name
+        entry = {
+            "time": time.time(),
+            "service": model.service_model.service_name,
+            "operation": operation,
+            "mutating": is_mutating(operation),
+            "resource": _resource_of(context.get("runbook_params", {}), parsed or {}),
+            "result": result,
+        }
+        with self._lock:
+            self.calls.append(entry)
+            if self.log_path:
+                with open(self.log_path, "a") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+
+    def _after_call(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        status = getattr(http_response, "status_code", 200)
+        error = (parsed or {}).get("Error", {}).get("Code") if status >= 300 else None
+        self._record(model, context, error or "ok", parsed)
+
+    def _after_error(self, exception: Exception, model: Any = None, context: dict | None = None, **_: Any) -> None:
+        if model is not None:
+            self._record(model, context or {}, f"error: {type(exception).__name__}", {})
+
+    @property
+    def mutating(self) -> list[dict]:
+        return [c for c in self.calls if c["mutating"] and c["result"] == "ok"]
+
+
+class Aws:
+    """The clients one run uses, all from one session with the runbook's retry config and recorder."""
+
+    def __init__(self, session: boto3.Session, recorder: CallRecorder | None = None):
+        self.session = session
+        self.recorder = recorder or CallRecorder()
+        self.recorder.attach(session)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._clients:
+                self._clients[name] = self.session.client(name, config=RETRY_CONFIG)
+            return self._clients[name]
+
+    def __getattr__(self, name: str) -> Any:
+        # aws.ec2, aws.elbv2, aws.ecs, aws.apigateway, aws.sts ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.client(name)
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    @property
+    def endpoint(self) -> str | None:
+        return os.environ.get("AWS_ENDPOINT_URL")
+
+
+def make_session(params: Params) -> boto3.Session:
+    """A session for the params: profile or ambient credentials, optionally a role, always params.region."""
+    session = boto3.Session(profile_name=params.aws_profile, region_name=params.region)
+    if params.role_arn:
+        sts = session.client("sts", config=RETRY_CONFIG)
+        creds = sts.assume_role(RoleArn=params.role_arn, RoleSessionName=f"vpclink-runbooks-{params.environment}")
+        c = creds["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"], region_name=params.region,
+        )
+    return session
+
+
+def connect(params: Params) -> Aws:
+    log = os.environ.get(CALL_LOG_ENV)
+    return Aws(make_session(params), CallRecorder(Path(log) if log else None))
+
+
+def check_account(aws: Aws, params: Params) -> dict:
+    """Refuse (exit 2) unless the caller is in params.account_id; returns the caller identity."""
+    identity = aws.sts.get_caller_identity()
+    if identity["Account"] != params.account_id:
+        raise GuardRefused(
+            f"account guard: the credentials are for account {identity['Account']} ({identity['Arn']}) but "
+            f"params say account_id {params.account_id}; switch profile/role or fix account_id. Nothing was changed."
+        )
+    return {"account": identity["Account"], "caller_arn": identity["Arn"], "region": aws.region}

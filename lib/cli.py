@@ -1,0 +1,179 @@
+"""The `runbook` command: plan, apply, verify, runs, sandbox (see DESIGN.md for the contract)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .errors import RunbookError
+
+
+def _summary(result) -> str:
+    record = result.record
+    lines = [f"{record.get('command')} {record.get('environment')}: {record.get('status', '?').upper()}"
+             f"  (record: {result.run_dir}/run.json)"]
+    for step in record.get("steps", []):
+        lines.append(f"  step  {step['status']:<10} {step['notebook']:<22} {step['seconds']:>6.1f}s")
+    changes = record.get("changes", [])
+    lines.append(f"  changes: {len(changes)} mutating call(s)")
+    for change in changes[:20]:
+        lines.append(f"    {change['service']}.{change['operation']}  {change['resource'][:90]}")
+    if len(changes) > 20:
+        lines.append(f"    ... {len(changes) - 20} more in run.json")
+    for check in record.get("checks", []):
+        lines.append(f"  check {check['status']:<5} {check['hop']:<16} {check['id']:<24} {check['detail'][:70]}")
+    if record.get("error"):
+        lines.append(f"  error: {record['error']}")
+    return "\n".join(lines)
+
+
+def _run(args) -> int:
+    from .runner import run
+
+    result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output)
+    print(_summary(result))
+    return result.exit_code
+
+
+def _sequence(args) -> int:
+    """Several commands over one sandbox (what `make run` does): plan, apply, verify."""
+    from . import sandbox_link
+    from .params import load_params
+    from .runner import run
+
+    params = load_params(args.env)
+    owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
+    try:
+        code = 0
+        for command in args.commands:
+            result = run(command, args.env, log_output=args.log_output)
+            print(_summary(result))
+            print()
+            code = code or result.exit_code
+            if result.exit_code:
+                break
+        print(f"audit records: {Path(result.run_dir).parent}  (open index.html in a run folder)")
+        return code
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+def _sandbox(args) -> int:
+    from . import sandbox_link
+    from .params import load_params
+    from .sandbox.server import start_sandbox
+
+    params = load_params(args.env)
+    world = None if args.empty else sandbox_link.world_spec_for(params)
+    sandbox = start_sandbox(account_id=params.account_id, region=params.region, world=world)
+    state = sandbox_link.announce(sandbox)
+    print(f"sandbox running at {sandbox.endpoint} ({'empty' if args.empty else 'seeded for ' + params.environment})")
+    print("other `runbook` commands on this machine find it automatically; elsewhere run:")
+    for key, value in sandbox.env().items():
+        print(f"export {key}={value}")
+    print("Ctrl-C stops it.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state.unlink(missing_ok=True)
+        sandbox.stop()
+    return 0
+
+
+def _lab(args) -> int:
+    from . import sandbox_link
+    from .params import load_params
+    from .runner import NOTEBOOKS
+    from .sandbox.server import start_sandbox
+
+    params = load_params(args.env)
+    sandbox = None
+    if params.sandbox and not os.environ.get("AWS_ENDPOINT_URL") and sandbox_link.running_sandbox() is None:
+        sandbox = start_sandbox(account_id=params.account_id, region=params.region,
+                                world=sandbox_link.world_spec_for(params))
+        sandbox_link.announce(sandbox)
+        sandbox_link.export(sandbox.env())
+        print(f"sandbox running at {sandbox.endpoint}")
+    settings = Path(NOTEBOOKS.parent, ".jupyter")
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--notebook-dir={NOTEBOOKS}",
+               "--ServerApp.ip=127.0.0.1", "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
+               "jupyterlab.NeverCheckForUpdate", "--LabApp.default_url=/lab/tree/00_inspect.ipynb"]
+    env = dict(os.environ, JUPYTERLAB_WORKSPACES_DIR=str(settings / "workspaces"))
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if sandbox is not None:
+            sandbox_link.state_file().unlink(missing_ok=True)
+            sandbox.stop()
+
+
+def _runs(args) -> int:
+    from .runner import runs_root
+
+    root = runs_root()
+    envs = [args.env] if args.env else sorted(p.name for p in root.glob("*") if p.is_dir())
+    print(f"{'run':<30} {'environment':<12} {'command':<8} {'status':<10} {'changes':>7}  checks")
+    for env in envs:
+        for record_path in sorted((root / env).glob("*/run.json")):
+            record = json.loads(record_path.read_text())
+            failed = sum(c["status"] == "fail" for c in record.get("checks", []))
+            print(f"{record['run_id']:<30} {record['environment']:<12} {record['command']:<8} "
+                  f"{record['status']:<10} {len(record.get('changes', [])):>7}  "
+                  f"{len(record.get('checks', []))} ({failed} failed)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="runbook", description="Expose a private ECS service through "
+                                  "API Gateway, a VPC link and an internal NLB.")
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "read-only: what apply would change"),
+                       ("apply", "converge, then verify"),
+                       ("verify", "read-only hop-by-hop checks of the live chain")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+        p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")
+        p.add_argument("--log-output", action="store_true", help="stream notebook output while it runs")
+        p.set_defaults(func=_run)
+    p = sub.add_parser("sequence", help="several commands over one sandbox, e.g. plan apply verify")
+    p.add_argument("env")
+    p.add_argument("commands", nargs="+", choices=["plan", "apply", "verify"])
+    p.add_argument("--log-output", action="store_true")
+    p.set_defaults(func=_sequence)
+    p = sub.add_parser("runs", help="list audit records")
+    p.add_argument("env", nargs="?")
+    p.set_defaults(func=_runs)
+    p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
+    p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
+    p.add_argument("--empty", action="store_true", help="start without seeding a world")
+    p.set_defaults(func=_sandbox)
+    p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
+    p.add_argument("env", nargs="?", default="local")
+    p.set_defaults(func=_lab)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RunbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The context of one step: validated params, the AWS clients, names, mode, and who is calling."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import aws as aws_mod
+from . import sandbox_link
+from .errors import ParamsError
+from .names import Names
+from .params import Params, load_raw, parse_params
+
+MODES = ("plan", "apply", "repair")
+# The top-level keys a notebook's parameters cell declares; papermill -f injects them.
+PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
+              "vpc_id", "cluster", "service", "nlb", "api")
+RUN_DIR_ENV = "RUNBOOK_RUN_DIR"
+
+
+@dataclass
+class Context:
+    params: Params
+    aws: aws_mod.Aws
+    names: Names
+    mode: str
+    identity: dict
+
+    @property
+    def apply(self) -> bool:
+        return self.mode in ("apply", "repair")
+
+    def header(self) -> pd.DataFrame:
+        """Who runs what, where: the first table of every executed notebook."""
+        p = self.params
+        rows = {
+            "environment": p.environment, "mode": self.mode, "account": self.identity["account"],
+            "caller": self.identity["caller_arn"], "region": self.identity["region"],
+            "endpoint": self.aws.endpoint or "AWS (standard endpoints)", "params sha256": p.sha256()[:16],
+        }
+        return pd.DataFrame({"": list(rows), "value": list(rows.values())})
+
+
+def merge_params(params_file: str | None, injected: dict[str, Any]) -> dict:
+    """The params file, overridden by any key papermill injected (keys left at None are not injected)."""
+    data = dict(load_raw(params_file)) if params_file else {}
+    for key in PARAM_KEYS:
+        if injected.get(key) is not None:
+            data[key] = injected[key]
+    return data
+
+
+def begin(notebook: str, namespace: dict[str, Any]) -> Context:
+    """Validate a notebook's parameters, connect, and guard the account, before any change."""
+    mode = namespace.get("mode", "plan")
+    if mode not in MODES:
+        raise ParamsError([("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}")])
+    params = parse_params(merge_params(namespace.get("params_file"), namespace), namespace.get("params_file") or "")
+    if params.sandbox:
+        sandbox_link.use_running_sandbox()
+    aws = aws_mod.connect(params)
+    identity = aws_mod.check_account(aws, params)
+    return Context(params=params, aws=aws, names=Names(params), mode=mode, identity=identity)
+
+
+def record(name: str, payload: Any) -> None:
+    """Leave a step's result (e.g. checks) for the runner, when a runner started this kernel."""
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir:
+        Path(run_dir, f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))

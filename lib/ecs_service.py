@@ -1,0 +1,267 @@
+"""The fixed-port ECS service: bridge-mode task definition, instance security group rules, the service."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from . import waits
+from .context import Context
+from .errors import PreflightRefused, StepFailed
+from .inspect_vpc import World, placeable_instances, rollout_problem
+from .loadbalancer import desired_subnets, exposed_ports, find_load_balancer, owned_target_groups
+from .plan import Plan
+
+PERMISSIONS = [
+    "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:DescribeServices", "ecs:CreateService",
+    "ecs:UpdateService", "ecs:TagResource", "ecs:ListTasks", "ecs:DescribeTasks", "iam:PassRole",
+    "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+    "ec2:CreateTags", "ec2:DescribeSubnets", "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTargetGroups",
+]
+DEFAULT_EXECUTION_ROLE = "ecsTaskExecutionRole"
+
+
+# ---- task definition ---------------------------------------------------------------------------------
+
+def desired_container(ctx: Context) -> dict:
+    s = ctx.params.service
+    mappings = [{"containerPort": s.container_port, "hostPort": s.host_port, "protocol": "tcp"}]
+    mappings += [{"containerPort": e.container_port, "hostPort": e.host_port, "protocol": "tcp"}
+                 for e in s.extra_ports]
+    container = {
+        "name": ctx.names.container, "image": s.image, "cpu": s.cpu, "memory": s.memory, "essential": True,
+        "portMappings": mappings,
+        "environment": [{"name": k, "value": v} for k, v in sorted(s.environment.items())],
+        # Only ARNs: ECS resolves them at task start, so no secret value passes through the runbook.
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(s.secrets.items())],
+    }
+    return container
+
+
+def _comparable(container: dict) -> dict:
+    keys = ("name", "image", "cpu", "memory", "essential", "portMappings", "environment", "secrets")
+    out = {k: container.get(k) for k in keys}
+    out["portMappings"] = sorted(({"containerPort": m["containerPort"], "hostPort": m.get("hostPort"),
+                                   "protocol": m.get("protocol", "tcp")} for m in container.get("portMappings", [])),
+                                 key=lambda m: m["containerPort"])
+    out["environment"] = sorted(container.get("environment") or [], key=lambda e: e["name"])
+    out["secrets"] = sorted(container.get("secrets") or [], key=lambda e: e["name"])
+    return out
+
+
+def current_task_definition(ctx: Context) -> dict | None:
+    try:
+        return ctx.aws.ecs.describe_task_definition(taskDefinition=ctx.names.task_family)["taskDefinition"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("ClientException", "InvalidParameterException"):
+            raise
+        return None
+
+
+def _execution_role(ctx: Context) -> str | None:
+    if not ctx.params.service.secrets:
+        return None
+    return f"arn:aws:iam::{ctx.params.account_id}:role/{DEFAULT_EXECUTION_ROLE}"
+
+
+def ensure_task_definition(ctx: Context, plan: Plan) -> str:
+    """Returns the task definition ARN the service should run (family:revision)."""
+    desired = desired_container(ctx)
+    current = current_task_definition(ctx)
+    ports = ", ".join(f"{m['hostPort']}->{m['containerPort']}" for m in desired["portMappings"])
+    if current is not None:
+        containers = current.get("containerDefinitions", [])
+        same = (len(containers) == 1 and _comparable(containers[0]) == _comparable(desired)
+                and current.get("networkMode") == "bridge"
+                and current.get("executionRoleArn") == _execution_role(ctx))
+        if same:
+            plan.add(f"task definition {ctx.names.task_family}", "none", f"revision {current['revision']}, {ports}",
+                     ports, "up to date")
+            return current["taskDefinitionArn"]
+        old_ports = ", ".join(f"{m.get('hostPort')}->{m['containerPort']}"
+                              for c in containers for m in c.get("portMappings", []))
+        action, current_text = "update", f"revision {current['revision']}, {old_ports}"
+    else:
+        action, current_text = "create", None
+    arn = f"{ctx.names.task_family}:(new revision)"
+    if plan.add(f"task definition {ctx.names.task_family}", action, current_text, f"bridge, {ports}",
+                "bridge mode with a fixed hostPort so NLB instance targets reach the container"):
+        extra = {"executionRoleArn": _execution_role(ctx)} if _execution_role(ctx) else {}
+        arn = ctx.aws.ecs.register_task_definition(
+            family=ctx.names.task_family, networkMode="bridge", requiresCompatibilities=["EC2"],
+            containerDefinitions=[desired], tags=ctx.names.tag_list("key", "value"), **extra,
+        )["taskDefinition"]["taskDefinitionArn"]
+    return arn
+
+
+# ---- security group rules ----------------------------------------------------------------------------
+
+def instance_security_group(world: World) -> str:
+    """The security group every cluster instance shares: where the host-port rule belongs."""
+    sets = [set(i["security_groups"]) for i in world.instances if i["state"] == "running"]
+    shared = sorted(set.intersection(*sets)) if sets else []
+    if not shared:
+        raise PreflightRefused("the cluster instances share no security group; attach one common security group "
+                               "to every container instance so the host-port rule covers them all")
+    return shared[0]
+
+
+def nlb_subnet_cidrs(ctx: Context, world: World) -> list[str]:
+    lb = find_load_balancer(ctx)
+    subnet_ids = (sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", [])) if lb
+                  else desired_subnets(ctx, world))
+    return sorted(s["cidr"] for s in world.subnets if s["subnet_id"] in subnet_ids)
+
+
+def owned_rules(ctx: Context, group_id: str) -> list[dict]:
+    rules = [r for page in ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(
+        Filters=[{"Name": "group-id", "Values": [group_id]}]) for r in page["SecurityGroupRules"]]
+    return [r for r in rules if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))]
+
+
+def ensure_security_group_rules(ctx: Context, world: World, plan: Plan) -> None:
+    group_id = instance_security_group(world)
+    cidrs = nlb_subnet_cidrs(ctx, world)
+    s = ctx.params.service
+    host_ports = [s.host_port] + [e.host_port for e in s.extra_ports]
+    wanted = {(port, cidr) for port in host_ports for cidr in cidrs}
+    existing = {(r["FromPort"], r.get("CidrIpv4")): r for r in owned_rules(ctx, group_id)}
+    for port, cidr in sorted(wanted - set(existing)):
+        if plan.add(f"{group_id} ingress tcp:{port} from {cidr}", "create", None, "allow",
+                    "NLB health checks and traffic come from the NLB subnets; nothing wider"):
+            ctx.aws.ec2.authorize_security_group_ingress(
+                GroupId=group_id,
+                IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                                "IpRanges": [{"CidrIp": cidr, "Description": ctx.names.rule_description(port)}]}],
+                TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.names.tag_list()}])
+    for key in sorted(set(existing) & wanted):
+        plan.add(f"{group_id} ingress tcp:{key[0]} from {key[1]}", "none", "allow", "allow", "exists")
+    stale = [existing[k] for k in sorted(set(existing) - wanted)]
+    for rule in stale:
+        plan.add(f"{group_id} ingress tcp:{rule['FromPort']} from {rule.get('CidrIpv4')}", "delete", "allow", None,
+                 "the host port or NLB subnets changed; the old opening is removed")
+    if stale and plan.apply:
+        ctx.aws.ec2.revoke_security_group_ingress(GroupId=group_id,
+                                                  SecurityGroupRuleIds=[r["SecurityGroupRuleId"] for r in stale])
+
+
+# ---- the service ---------------------------------------------------------------------------------------
+
+def find_service(ctx: Context) -> dict | None:
+    try:
+        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
+                                                 include=["TAGS"])["services"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
+            raise
+        return None
+    live = [s for s in services if s.get("status") == "ACTIVE"]
+    if live and not ctx.names.owns(live[0].get("tags")):
+        raise StepFailed(f"an ECS service named {ctx.names.ecs_service} exists in {ctx.params.cluster} but is not "
+                         "tagged as this runbook's; rename service.name or remove it")
+    return live[0] if live else None
+
+
+def _load_balancers(ctx: Context) -> list[dict]:
+    groups = {tg["TargetGroupName"]: tg["TargetGroupArn"] for tg in owned_target_groups(ctx)}
+    wanted = []
+    for port in exposed_ports(ctx):
+        arn = groups.get(ctx.names.target_group(port.host_port), f"(target group {port.host_port})")
+        wanted.append({"targetGroupArn": arn, "containerName": ctx.names.container,
+                       "containerPort": port.container_port})
+    return wanted
+
+
+def check_rollout(ctx: Context, world: World) -> None:
+    p = ctx.params
+    capacity = len(placeable_instances(ctx, world))
+    if p.service.desired_count > capacity:
+        raise PreflightRefused(
+            f"service.desired_count {p.service.desired_count} but only {capacity} instance(s) can take host port "
+            f"{p.service.host_port}: a fixed host port allows one task per instance. Lower desired_count or add "
+            "instances. Nothing was changed.")
+    problem = rollout_problem(p.service.desired_count, capacity, p.minimum_healthy_percent,
+                              p.service.deployment.maximum_percent)
+    if problem:
+        raise PreflightRefused(f"service.deployment: {problem}. Nothing was changed.")
+
+
+def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan) -> None:
+    p, names = ctx.params, ctx.names
+    check_rollout(ctx, world)
+    deployment = {"maximumPercent": p.service.deployment.maximum_percent,
+                  "minimumHealthyPercent": p.minimum_healthy_percent}
+    load_balancers = _load_balancers(ctx)
+    current = find_service(ctx)
+    desired_text = (f"{task_definition.split('/')[-1]}, desired {p.service.desired_count}, "
+                    f"one task per instance, deploy {deployment['minimumHealthyPercent']}-"
+                    f"{deployment['maximumPercent']}%")
+    if current is None:
+        if plan.add(f"ECS service {names.ecs_service}", "create", None, desired_text,
+                    "runs one task per instance on the fixed host port, registered in the target group"):
+            ctx.aws.ecs.create_service(
+                cluster=p.cluster, serviceName=names.ecs_service, taskDefinition=task_definition,
+                desiredCount=p.service.desired_count, launchType="EC2", loadBalancers=load_balancers,
+                placementConstraints=[{"type": "distinctInstance"}],
+                placementStrategy=[{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+                deploymentConfiguration=deployment, healthCheckGracePeriodSeconds=30,
+                tags=names.tag_list("key", "value"), propagateTags="SERVICE", enableECSManagedTags=True)
+        return
+    changes = {}
+    if current["taskDefinition"] != task_definition:
+        changes["taskDefinition"] = task_definition
+    if current["desiredCount"] != p.service.desired_count:
+        changes["desiredCount"] = p.service.desired_count
+    current_lbs = [{k: lb.get(k) for k in ("targetGroupArn", "containerName", "containerPort")}
+                   for lb in current.get("loadBalancers", [])]
+    if current_lbs != load_balancers:
+        changes["loadBalancers"] = load_balancers
+    current_dep = {k: current.get("deploymentConfiguration", {}).get(k) for k in deployment}
+    if current_dep != deployment:
+        changes["deploymentConfiguration"] = deployment
+    if not changes:
+        plan.add(f"ECS service {names.ecs_service}", "none", desired_text, desired_text, "up to date")
+        return
+    shown = {k: (v.split("/")[-1] if isinstance(v, str) else v) for k, v in changes.items()}
+    if plan.add(f"ECS service {names.ecs_service}", "update", {k: _short(current, k) for k in changes}, shown,
+                "the service must run the current task definition behind the current target group"):
+        ctx.aws.ecs.update_service(cluster=p.cluster, service=names.ecs_service, **changes)
+
+
+def _short(service: dict, key: str) -> object:
+    value = service.get(key)
+    if key == "taskDefinition":
+        return str(value).split("/")[-1]
+    if key == "loadBalancers":
+        return [f"{lb['targetGroupArn'].split('/')[-2]}:{lb['containerPort']}" for lb in value or []]
+    return value
+
+
+def converge(ctx: Context, world: World) -> Plan:
+    plan = Plan(apply=ctx.apply)
+    task_definition = ensure_task_definition(ctx, plan)
+    ensure_security_group_rules(ctx, world, plan)
+    ensure_service(ctx, world, task_definition, plan)
+    return plan
+
+
+def wait_stable(ctx: Context) -> str:
+    service = find_service(ctx)
+    if service is None:
+        return "no ECS service yet (plan mode): nothing to wait for"
+    seconds = waits.wait(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} stable",
+                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
+    return f"ECS service {ctx.names.ecs_service} is stable after {seconds:.1f}s"
+
+
+def wait_targets_healthy(ctx: Context) -> str:
+    groups = {tg["TargetGroupName"]: tg for tg in owned_target_groups(ctx)}
+    done = []
+    for port in exposed_ports(ctx):
+        tg = groups.get(ctx.names.target_group(port.host_port))
+        if tg is None:
+            return "no target group yet (plan mode): nothing to wait for"
+        seconds = waits.wait(ctx.aws.elbv2, "target_in_service", f"targets of {tg['TargetGroupName']} healthy",
+                             TargetGroupArn=tg["TargetGroupArn"])
+        done.append(f"{tg['TargetGroupName']} healthy after {seconds:.1f}s")
+    return "; ".join(done)

@@ -1,0 +1,311 @@
+"""Inspect the VPC (read-only): subnets, cluster instances, existing pieces, pre-flight findings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from .context import Context
+from .errors import PreflightRefused
+
+# IAM actions this module calls (the operator policy is generated from these declarations).
+PERMISSIONS = [
+    "sts:GetCallerIdentity", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+    "ec2:DescribeInstances", "ecs:ListContainerInstances", "ecs:DescribeContainerInstances",
+    "ecs:ListTasks", "ecs:DescribeTasks", "elasticloadbalancing:DescribeLoadBalancers",
+    "apigateway:GET",
+]
+VPC_LINK_QUOTA = 20
+
+
+@dataclass
+class World:
+    """What exists before (and around) the runbook, fetched once per notebook."""
+
+    vpc: dict
+    subnets: list[dict]
+    instances: list[dict]  # container instances joined with their EC2 instance
+    load_balancers: list[dict] = field(default_factory=list)
+    vpc_links: list[dict] = field(default_factory=list)
+    rest_apis: list[dict] = field(default_factory=list)
+    domain: dict | None = None
+    mappings: list[dict] = field(default_factory=list)
+
+    @property
+    def instance_azs(self) -> list[str]:
+        return sorted({i["az"] for i in self.instances if i["state"] == "running"})
+
+    def subnet(self, subnet_id: str) -> dict | None:
+        return next((s for s in self.subnets if s["subnet_id"] == subnet_id), None)
+
+
+def _private_subnets(aws, vpc_id: str, subnets: list[dict]) -> dict[str, bool]:
+    """A subnet is public when its route table (explicit, else the VPC main table) routes to an IGW."""
+    tables = aws.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
+    by_subnet = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
+
+    def public(table: dict | None) -> bool:
+        return any(str(r.get("GatewayId", "")).startswith("igw-") for r in (table or {}).get("Routes", []))
+
+    return {s["SubnetId"]: not public(by_subnet.get(s["SubnetId"], main)) for s in subnets}
+
+
+def _container_instances(aws, cluster: str) -> list[dict]:
+    arns = [a for page in aws.ecs.get_paginator("list_container_instances").paginate(cluster=cluster)
+            for a in page["containerInstanceArns"]]
+    described = []
+    for start in range(0, len(arns), 100):
+        described += aws.ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])[
+            "containerInstances"]
+    if not described:
+        return []
+    ec2_ids = [c["ec2InstanceId"] for c in described]
+    ec2 = {i["InstanceId"]: i for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=ec2_ids)
+           for r in page["Reservations"] for i in r["Instances"]}
+    instances = []
+    for ci in described:
+        inst = ec2.get(ci["ec2InstanceId"], {})
+        remaining = ci.get("remainingResources", [])
+        ports = next((r.get("stringSetValue", []) for r in remaining if r["name"] == "PORTS"), [])
+        instances.append({
+            "instance_id": ci["ec2InstanceId"], "container_instance_arn": ci["containerInstanceArn"],
+            "status": ci["status"], "az": inst.get("Placement", {}).get("AvailabilityZone", "?"),
+            "subnet_id": inst.get("SubnetId"), "private_ip": inst.get("PrivateIpAddress"),
+            "state": inst.get("State", {}).get("Name", "unknown"),
+            "security_groups": sorted(g["GroupId"] for g in inst.get("SecurityGroups", [])),
+            "used_ports": sorted(int(p) for p in ports),
+        })
+    return sorted(instances, key=lambda i: (i["az"], i["instance_id"]))
+
+
+def _service_ports(aws, cluster: str, service: str) -> dict[str, set[int]]:
+    """Host ports our own service's tasks hold on each container instance (they free up on redeploy)."""
+    arns = aws.ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"] if service else []
+    held: dict[str, set[int]] = {}
+    if arns:
+        for task in aws.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]:
+            for container in task.get("containers", []):
+                for binding in container.get("networkBindings", []):
+                    held.setdefault(task.get("containerInstanceArn", ""), set()).add(binding["hostPort"])
+    return held
+
+
+def discover(ctx: Context) -> World:
+    aws, p = ctx.aws, ctx.params
+    vpcs = aws.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [p.vpc_id]}])["Vpcs"]
+    if not vpcs:
+        raise PreflightRefused(f"vpc_id {p.vpc_id} does not exist in {p.region} of account {p.account_id}; "
+                               "fix vpc_id (ec2 describe-vpcs lists them)")
+    raw_subnets = [s for page in aws.ec2.get_paginator("describe_subnets").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [p.vpc_id]}]) for s in page["Subnets"]]
+    private = _private_subnets(aws, p.vpc_id, raw_subnets)
+    subnets = sorted(({"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"], "cidr": s["CidrBlock"],
+                       "private": private[s["SubnetId"]],
+                       "name": next((t["Value"] for t in s.get("Tags", []) if t["Key"] == "Name"), "")}
+                      for s in raw_subnets), key=lambda s: (s["az"], s["subnet_id"]))
+    try:
+        instances = _container_instances(aws, p.cluster)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
+            raise
+        raise PreflightRefused(f"cluster {p.cluster} does not exist in {p.region}; fix cluster") from None
+    held = _service_ports(aws, p.cluster, ctx.names.ecs_service)
+    for inst in instances:
+        inst["our_ports"] = sorted(held.get(inst["container_instance_arn"], set()))
+    world = World(vpc=vpcs[0], subnets=subnets, instances=instances)
+    world.load_balancers = [lb for page in aws.elbv2.get_paginator("describe_load_balancers").paginate()
+                            for lb in page["LoadBalancers"] if lb.get("VpcId") == p.vpc_id]
+    world.vpc_links = [v for page in aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]]
+    world.rest_apis = [a for page in aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]]
+    try:
+        world.domain = aws.apigateway.get_domain_name(domainName=p.api.domain_name)
+        world.mappings = [m for page in aws.apigateway.get_paginator("get_base_path_mappings").paginate(
+            domainName=p.api.domain_name) for m in page.get("items", [])]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+    return world
+
+
+# ---- tables for the notebook -------------------------------------------------------------------
+
+def subnets_table(world: World) -> pd.DataFrame:
+    counts = {}
+    for inst in world.instances:
+        counts[inst["subnet_id"]] = counts.get(inst["subnet_id"], 0) + 1
+    return pd.DataFrame([{**s, "cluster instances": counts.get(s["subnet_id"], 0)} for s in world.subnets],
+                        columns=["subnet_id", "name", "az", "cidr", "private", "cluster instances"])
+
+
+def instances_table(ctx: Context, world: World) -> pd.DataFrame:
+    wanted = _wanted_ports(ctx)
+    rows = []
+    for inst in world.instances:
+        blocked = sorted(set(wanted) & (set(inst["used_ports"]) - set(inst["our_ports"])))
+        rows.append({"instance_id": inst["instance_id"], "az": inst["az"], "private_ip": inst["private_ip"],
+                     "state": inst["state"], "ecs status": inst["status"],
+                     "security_groups": ", ".join(inst["security_groups"]),
+                     "ports in use": ", ".join(map(str, inst["used_ports"])),
+                     "host ports free": "yes" if not blocked else f"no: {', '.join(map(str, blocked))} taken"})
+    return pd.DataFrame(rows, columns=["instance_id", "az", "private_ip", "state", "ecs status",
+                                       "security_groups", "ports in use", "host ports free"])
+
+
+def existing_table(ctx: Context, world: World) -> pd.DataFrame:
+    owned = ctx.names
+    rows = []
+    for lb in world.load_balancers:
+        rows.append({"kind": "load balancer", "name": lb["LoadBalancerName"], "id": lb["LoadBalancerArn"],
+                     "detail": f"{lb['Type']} {lb['Scheme']} {lb['State']['Code']}",
+                     "ours": lb["LoadBalancerName"] == owned.nlb})
+    for link in world.vpc_links:
+        rows.append({"kind": "VPC link", "name": link["name"], "id": link["id"],
+                     "detail": link.get("status", ""), "ours": owned.owns(link.get("tags"))})
+    for api in world.rest_apis:
+        rows.append({"kind": "REST API", "name": api["name"], "id": api["id"], "detail": "",
+                     "ours": owned.owns(api.get("tags"))})
+    if world.domain:
+        rows.append({"kind": "custom domain", "name": world.domain["domainName"],
+                     "id": world.domain.get("regionalDomainName", ""),
+                     "detail": ",".join(world.domain.get("endpointConfiguration", {}).get("types", [])),
+                     "ours": False})
+    for m in world.mappings:
+        rows.append({"kind": "base path mapping", "name": f"/{m['basePath']}", "id": m["restApiId"],
+                     "detail": f"stage {m.get('stage')}", "ours": m["basePath"] == ctx.params.api.base_path})
+    return pd.DataFrame(rows, columns=["kind", "name", "id", "detail", "ours"])
+
+
+# ---- pre-flight ------------------------------------------------------------------------------------
+
+def _wanted_ports(ctx: Context) -> list[int]:
+    s = ctx.params.service
+    return [s.host_port] + [e.host_port for e in s.extra_ports]
+
+
+def placeable_instances(ctx: Context, world: World) -> list[dict]:
+    """Running, ACTIVE instances where every fixed host port is free (or held by our own tasks)."""
+    wanted = set(_wanted_ports(ctx))
+    return [i for i in world.instances
+            if i["state"] == "running" and i["status"] == "ACTIVE"
+            and not wanted & (set(i["used_ports"]) - set(i["our_ports"]))]
+
+
+def rollout_problem(desired: int, capacity: int, minimum_percent: int, maximum_percent: int) -> str | None:
+    """Why a fixed-port deployment cannot roll, or None.
+
+    ECS keeps at least ceil(desired*min/100) tasks running and at most floor(desired*max/100) tasks in
+    total. With a fixed host port each instance holds one task, so a new task needs either an old task
+    stopped first (min < 100%) or a spare instance plus room above desired (max > 100%).
+    """
+    keep_running = math.ceil(desired * minimum_percent / 100)
+    total_allowed = math.floor(desired * maximum_percent / 100)
+    can_stop_first = keep_running < desired
+    can_start_extra = total_allowed > desired and capacity > desired
+    if can_stop_first or can_start_extra:
+        return None
+    return (f"with desired_count {desired}, minimumHealthyPercent {minimum_percent} keeps all {keep_running} "
+            f"tasks running and maximumPercent {maximum_percent} allows {total_allowed} in total on "
+            f"{capacity} instance(s) with the host port free: a new task can never get the fixed port, so "
+            "every deployment stalls. Lower service.deployment.minimum_healthy_percent (e.g. "
+            f"{math.floor(100 * (desired - 1) / desired)}) or add an instance and raise maximum_percent")
+
+
+def preflight(ctx: Context, world: World) -> pd.DataFrame:
+    p, names = ctx.params, ctx.names
+    findings: list[dict] = []
+
+    def add(severity: str, finding: str, detail: str, fix: str) -> None:
+        findings.append({"severity": severity, "finding": finding, "detail": detail, "fix": fix})
+
+    running = [i for i in world.instances if i["state"] == "running" and i["status"] == "ACTIVE"]
+    if not running:
+        add("error", "no cluster instances", f"cluster {p.cluster} has no running ACTIVE container instances",
+            "register EC2 container instances in the cluster first")
+    for inst in running:
+        taken = sorted(set(_wanted_ports(ctx)) & (set(inst["used_ports"]) - set(inst["our_ports"])))
+        if taken:
+            add("warning", "host port already used",
+                f"{inst['instance_id']} ({inst['az']}) already uses port(s) {taken}; no task of ours fits there",
+                "choose a free service.host_port or move the other task")
+    capacity = len(placeable_instances(ctx, world))
+    if running and len(world.instance_azs) < 2:
+        add("warning", "instances in one AZ", f"all cluster instances are in {world.instance_azs}",
+            "run instances in at least two AZs for availability")
+    desired = p.service.desired_count
+    if desired > capacity:
+        add("error", "desired count larger than instances",
+            f"desired_count {desired} but only {capacity} instance(s) can take host port {p.service.host_port}; "
+            f"a fixed host port allows one task per instance, so {desired - capacity} task(s) would never start",
+            f"set service.desired_count to at most {capacity} or add instances")
+    else:
+        problem = rollout_problem(desired, capacity, p.minimum_healthy_percent, p.service.deployment.maximum_percent)
+        if problem:
+            add("error", "deployment cannot roll with a fixed port", problem,
+                "change service.deployment as described")
+    if p.nlb.subnets:
+        for subnet_id in p.nlb.subnets:
+            subnet = world.subnet(subnet_id)
+            if subnet is None:
+                add("error", "subnet outside the VPC", f"nlb.subnets has {subnet_id}, not a subnet of {p.vpc_id}",
+                    "list subnets of the VPC (see the subnets table)")
+        chosen = {world.subnet(s)["az"] for s in p.nlb.subnets if world.subnet(s)}
+        for az in sorted(set(world.instance_azs) - chosen):
+            add("warning", "instances in an AZ the NLB does not serve",
+                f"nlb.subnets covers {sorted(chosen)}; instances in {az} would be unused targets",
+                f"add a subnet of {az} to nlb.subnets")
+    if world.domain is None:
+        add("error", "custom domain missing", f"{p.api.domain_name} is not an API Gateway custom domain in {p.region}",
+            "create the custom domain (with its ACM certificate) first, or fix api.domain_name")
+    else:
+        types = world.domain.get("endpointConfiguration", {}).get("types", [])
+        if "REGIONAL" not in types:
+            add("warning", "custom domain is not REGIONAL", f"{p.api.domain_name} is {types}",
+                "a regional REST API maps best to a REGIONAL custom domain")
+        ours = {a["id"] for a in world.rest_apis if names.owns(a.get("tags"))}
+        for m in world.mappings:
+            if m["basePath"] == p.api.base_path and m["restApiId"] not in ours:
+                add("error", "base path already taken",
+                    f"{p.api.domain_name}/{p.api.base_path} already maps to API {m['restApiId']} "
+                    f"stage {m.get('stage')}",
+                    "choose another api.base_path; the runbook never takes over another API's mapping")
+    existing_link = any(names.owns(v.get("tags")) for v in world.vpc_links)
+    if not existing_link and len(world.vpc_links) >= VPC_LINK_QUOTA:
+        add("error", "VPC link quota reached", f"{len(world.vpc_links)} VPC links exist (quota {VPC_LINK_QUOTA})",
+            "share an existing NLB/link or request a quota increase")
+    other_lbs = [lb for lb in world.load_balancers if lb["LoadBalancerName"] == names.nlb and
+                 lb["Scheme"] != "internal"]
+    if other_lbs:
+        add("error", "load balancer name taken", f"{names.nlb} exists and is not internal",
+            "rename the environment or remove that load balancer")
+    if not findings:
+        add("info", "ready", f"{capacity} instance(s) in {', '.join(world.instance_azs)} can take the fixed host "
+            f"port {p.service.host_port}", "none")
+    return pd.DataFrame(findings, columns=["severity", "finding", "detail", "fix"])
+
+
+def require_clear(ctx: Context, findings: pd.DataFrame) -> str:
+    """Refuse (nothing changed) when pre-flight found errors; otherwise say the plan may proceed."""
+    errors = findings[findings["severity"] == "error"]
+    if len(errors):
+        lines = "; ".join(f"{r.finding}: {r.detail} (fix: {r.fix})" for r in errors.itertuples())
+        raise PreflightRefused(f"pre-flight refused ({len(errors)} error(s)), nothing was changed: {lines}")
+    return f"pre-flight clear: {len(findings)} finding(s), none blocking"
+
+
+def world_summary(world: World) -> pd.DataFrame:
+    vpc = world.vpc
+    rows = {
+        "VPC": f"{vpc['VpcId']} {vpc.get('CidrBlock', '')}",
+        "subnets": f"{len(world.subnets)} ({sum(s['private'] for s in world.subnets)} private)",
+        "cluster instances": f"{len(world.instances)} in {', '.join(world.instance_azs) or 'no AZ'}",
+        "load balancers in VPC": len(world.load_balancers),
+        "VPC links": len(world.vpc_links),
+        "REST APIs": len(world.rest_apis),
+        "custom domain": world.domain["domainName"] if world.domain else "not found",
+        "base path mappings": ", ".join("/" + m["basePath"] for m in world.mappings) or "none",
+    }
+    return pd.DataFrame({"": list(rows), "found": [str(v) for v in rows.values()]})

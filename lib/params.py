@@ -1,0 +1,359 @@
+"""The parameters model: one YAML per environment, validated before any AWS call."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParamsError
+
+# ECS dynamic host ports and the Linux ephemeral range: a fixed host port there collides with
+# the ports Docker and the kernel hand out, so the task would fail to start at random.
+EPHEMERAL_PORTS = range(32768, 65536)
+# Ports the ECS agent reserves on every container instance.
+ECS_RESERVED_PORTS = {22, 2375, 2376, 51678, 51679}
+# NLB and target group names are limited to 32 characters; ours are "<env>-<service>-<port>".
+ELB_NAME_LIMIT = 32
+
+_NAME = r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$"
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(ssm:[a-z0-9-]+:\d{12}:parameter/[\w./-]+"
+    r"|secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+(:[\w-]*){0,3})$"
+)
+_SECRET_VALUE_PATTERNS = [
+    (re.compile(r"(?i)(password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]"), "contains 'password=' or similar"),
+    (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "is a URL with user:password@"),
+    (re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"), "has the shape of an AWS secret key"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "has the shape of an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "is a private key"),
+]
+_SECRET_KEY_NAMES = re.compile(r"(?i)(password|passwd|secret|token|private_key|api_?key|credential)")
+
+
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtraPort(_Strict):
+    container_port: Port
+    host_port: Port
+    expose: bool = False
+
+
+class Deployment(_Strict):
+    # None: the highest value that still lets a fixed-port service roll (see Params below).
+    minimum_healthy_percent: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
+    maximum_percent: Annotated[int, Field(ge=100, le=200, strict=True)] = 100
+
+
+class Service(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME)]
+    image: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S+$")]
+    cpu: Annotated[int, Field(ge=0, le=10240, strict=True)] = 128
+    memory: Annotated[int, Field(ge=6, le=120000, strict=True)] = 128
+    container_port: Port
+    host_port: Port
+    desired_count: Annotated[int, Field(ge=1, le=100, strict=True)] = 2
+    environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    health_check_path: str | None = None
+    extra_ports: list[ExtraPort] = Field(default_factory=list)
+    deployment: Deployment = Field(default_factory=Deployment)
+
+    @field_validator("host_port")
+    @classmethod
+    def _host_port_fixed(cls, value: int) -> int:
+        if value in EPHEMERAL_PORTS:
+            raise ValueError(
+                f"{value} is in the ephemeral range 32768-65535 that Docker and ECS hand out; "
+                "choose a fixed host port between 1024 and 32767"
+            )
+        if value in ECS_RESERVED_PORTS:
+            raise ValueError(f"{value} is reserved by the ECS agent; choose another port between 1024 and 32767")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _no_secrets_in_environment(cls, env: dict[str, str]) -> dict[str, str]:
+        for key, value in env.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"variable name {key!r} is not a valid environment variable name")
+            if _SECRET_KEY_NAMES.search(key):
+                raise ValueError(
+                    f"{key} looks like a secret; move it to service.secrets as an SSM or Secrets Manager ARN"
+                )
+            for pattern, why in _SECRET_VALUE_PATTERNS:
+                if pattern.search(str(value)):
+                    raise ValueError(
+                        f"the value of {key} {why}; plain environment values are recorded in task definitions "
+                        "and audit records, so put it in service.secrets as an SSM or Secrets Manager ARN"
+                    )
+        return env
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_are_arns(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for key, value in secrets.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"variable name {key!r} is not a valid environment variable name")
+            if not _SECRET_ARN.match(value):
+                raise ValueError(
+                    f"{key} must be an ARN, e.g. arn:aws:ssm:<region>:<account>:parameter/<name> or "
+                    "arn:aws:secretsmanager:<region>:<account>:secret:<name>; never the secret value itself"
+                )
+        return secrets
+
+    @field_validator("health_check_path")
+    @classmethod
+    def _health_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^/[\w\-./~%!$&'()*+,;=:@]*$", value):
+            raise ValueError("must be null (TCP health check) or an HTTP path starting with '/', e.g. /health")
+        return value
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Service:
+        hosts = [self.host_port] + [p.host_port for p in self.extra_ports]
+        containers = [self.container_port] + [p.container_port for p in self.extra_ports]
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("extra_ports: every host port must differ from host_port and from each other")
+        if len(set(containers)) != len(containers):
+            raise ValueError("extra_ports: every container port must differ from container_port and each other")
+        for p in self.extra_ports:
+            if p.host_port in EPHEMERAL_PORTS or p.host_port in ECS_RESERVED_PORTS:
+                raise ValueError(
+                    f"extra_ports: host port {p.host_port} is ephemeral or reserved; choose 1024-32767"
+                )
+        both = set(self.environment) & set(self.secrets)
+        if both:
+            raise ValueError(f"secrets: {sorted(both)} also set in environment; keep each name in one place")
+        return self
+
+
+class Nlb(_Strict):
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None = None
+    listener_port: Port | None = None
+
+
+class Api(_Strict):
+    domain_name: Annotated[
+        str, Field(min_length=4, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    ]
+    base_path: Annotated[str, Field(min_length=1, max_length=128)]
+    stage: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+    @field_validator("base_path")
+    @classmethod
+    def _one_segment(cls, value: str) -> str:
+        if "/" in value:
+            raise ValueError(
+                f"{value!r} contains '/'; a base path is one segment on the custom domain, e.g. 'orders'"
+            )
+        if not re.match(r"^[A-Za-z0-9._-]+$", value):
+            raise ValueError("use letters, digits, '.', '_' or '-', e.g. 'orders'")
+        return value
+
+
+class Params(_Strict):
+    environment: Annotated[str, Field(min_length=1, max_length=16, pattern=_NAME)]
+    sandbox: bool = False
+    protected: bool = False
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
+    aws_profile: str | None = None
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")] | None = None
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    cluster: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
+    service: Service
+    nlb: Nlb = Field(default_factory=Nlb)
+    api: Api
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_as_string(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            raise ValueError('quote it so leading zeros survive YAML, e.g. account_id: "012345678901"')
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Params:
+        longest = f"{self.environment}-{self.service.name}-65535"
+        if len(longest) > ELB_NAME_LIMIT:
+            raise _FieldError(
+                "service.name",
+                f"'{self.environment}-{self.service.name}-<port>' must fit the 32-character limit of load "
+                f"balancer and target group names; shorten service.name to at most "
+                f"{ELB_NAME_LIMIT - len(self.environment) - 7} characters",
+            )
+        for key, arn in self.service.secrets.items():
+            account = arn.split(":")[4]
+            if account != self.account_id:
+                raise _FieldError(
+                    f"service.secrets.{key}",
+                    f"the ARN is in account {account} but account_id is {self.account_id}; "
+                    "reference a secret of this account",
+                )
+        if self.role_arn and self.role_arn.split(":")[4] != self.account_id:
+            raise _FieldError("role_arn", f"the role is in another account than account_id {self.account_id}")
+        if self.nlb.listener_port is not None:
+            exposed = [p.host_port for p in self.service.extra_ports if p.expose]
+            if self.nlb.listener_port in exposed:
+                raise _FieldError(
+                    "nlb.listener_port",
+                    f"{self.nlb.listener_port} is also the listener of an exposed extra port; choose another",
+                )
+        dep = self.service.deployment
+        if dep.minimum_healthy_percent is not None and dep.minimum_healthy_percent > dep.maximum_percent:
+            raise _FieldError("service.deployment.minimum_healthy_percent", "must not exceed maximum_percent")
+        return self
+
+    # Derived values every step uses.
+    @property
+    def listener_port(self) -> int:
+        return self.nlb.listener_port or self.service.host_port
+
+    @property
+    def minimum_healthy_percent(self) -> int:
+        """Highest minimumHealthyPercent that still lets ECS stop one old task to free its fixed port."""
+        if self.service.deployment.minimum_healthy_percent is not None:
+            return self.service.deployment.minimum_healthy_percent
+        desired = self.service.desired_count
+        return math.floor(100 * (desired - 1) / desired)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+class _FieldError(ValueError):
+    """A cross-field problem that belongs to one named field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid keys at a location, to suggest the right spelling of an unknown key."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            inner = getattr(candidate, "__args__", ())
+            found = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+            if found:
+                current = found[0]
+                break
+    return list(getattr(current, "model_fields", {}))
+
+
+def _explain(error: dict) -> tuple[str, str]:
+    loc = tuple(error["loc"])
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    kind = error["type"]
+    got = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        valid = _fields_of(Params, loc)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return field, f"unknown key; {hint}valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return field, "required; add it (see params/dev.yaml for an example)"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        lo_hi = {"greater_than_equal": f"at least {ctx.get('ge')}", "less_than_equal": f"at most {ctx.get('le')}"}
+        port_hint = " (a TCP port is 1-65535)" if field.endswith("port") else ""
+        return field, f"must be {lo_hi[kind]}{port_hint}; got {got!r}"
+    if kind == "string_pattern_mismatch":
+        examples = {
+            "vpc_id": "vpc-0a1b2c3d", "region": "eu-west-2", "account_id": '"123456789012" (12 digits)',
+            "environment": "dev (lower-case letters, digits, '-')", "name": "orders (lower-case letters, digits, '-')",
+            "subnets": "subnet-0a1b2c3d", "domain_name": "api.example.com", "stage": "prod",
+            "cluster": "dev-ecs", "role_arn": "arn:aws:iam::123456789012:role/deployer", "image": "repo/image:tag",
+        }
+        key = next((str(p) for p in reversed(loc) if isinstance(p, str)), field)
+        example = examples.get(key)
+        return field, f"{got!r} is not valid" + (f"; expected something like {example}" if example else "")
+    if kind in ("string_too_short",):
+        return field, "must not be empty"
+    if kind in ("string_too_long",):
+        return field, f"at most {ctx.get('max_length')} characters (AWS limit); got {len(str(got))}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return field, f"must be a whole number; got {got!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return field, f"must be true or false; got {got!r}"
+    if kind in ("string_type",):
+        return field, f"must be a string; got {got!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return field, f"must be a mapping of keys to values; got {got!r}"
+    if kind in ("list_type",):
+        return field, f"must be a list; got {got!r}"
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
+    return field, message
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors():
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, _FieldError):
+            problems.append((original.field, original.message))
+        else:
+            problems.append(_explain(error))
+    return problems
+
+
+def parse_params(data: Any, source: str = "parameters") -> Params:
+    """Validate a mapping; raise ParamsError naming every bad field and its fix."""
+    if not isinstance(data, dict):
+        raise ParamsError([(source, "must be a YAML mapping of keys (environment, region, ...) to values")])
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError(_problems(exc)) from None
+
+
+def resolve_params_path(env: str | Path) -> Path:
+    """ENV is `params/ENV.yaml` or a path to a YAML file."""
+    path = Path(env)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / "params" / f"{env}.yaml"
+        if candidate.exists():
+            return candidate
+    return Path("params") / f"{env}.yaml"
+
+
+def load_params(env: str | Path) -> Params:
+    path = resolve_params_path(env)
+    if not path.exists():
+        raise ParamsError([(str(env), f"no such parameters file {path}; give an environment name or a YAML path")])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError([(str(path), f"is not valid YAML: {exc}")]) from None
+    return parse_params(data, str(path))
+
+
+def load_raw(env: str | Path) -> dict:
+    path = resolve_params_path(env)
+    return yaml.safe_load(path.read_text()) if path.exists() else {}

@@ -1,0 +1,48 @@
+"""Plan rows: what a step found and what it would do (resource, action, current, desired, why)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+COLUMNS = ["resource", "action", "current", "desired", "why"]
+
+
+@dataclass
+class Row:
+    resource: str
+    action: str  # create | update | replace | delete | none
+    current: str
+    desired: str
+    why: str
+
+
+@dataclass
+class Plan:
+    """Rows of one step; in apply mode each row's mutation runs as the row is added."""
+
+    apply: bool
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, resource: str, action: str, current: object, desired: object, why: str) -> bool:
+        """Record a row; return True when the caller should perform the mutation now."""
+        self.rows.append(Row(resource, action, _text(current), _text(desired), why))
+        return self.apply and action != "none"
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)
+
+    @property
+    def changes(self) -> list[Row]:
+        return [r for r in self.rows if r.action != "none"]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,220 @@
+"""API Gateway: the service's REST API, {proxy+} ANY HTTP_PROXY over the VPC link, stage, base path mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from .context import Context
+from .errors import PreflightRefused, StepFailed
+from .loadbalancer import find_load_balancer
+from .plan import Plan
+from .vpclink import find_link
+
+PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE",
+               "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]
+PROXY_PATH = "{proxy+}"
+STAGE_VARIABLE = "vpcLinkId"
+FINGERPRINT_PREFIX = "vpclink-runbooks integration "
+
+
+def find_rest_api(ctx: Context) -> dict | None:
+    apis = [a for page in ctx.aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]
+            if a["name"] == ctx.names.rest_api and ctx.names.owns(a.get("tags"))]
+    return sorted(apis, key=lambda a: a["id"])[0] if apis else None
+
+
+def desired_integration(ctx: Context, nlb_dns: str) -> dict:
+    return {
+        "type": "HTTP_PROXY", "httpMethod": "ANY",
+        "uri": f"http://{nlb_dns}:{ctx.params.listener_port}/{{proxy}}",
+        "connectionType": "VPC_LINK", "connectionId": f"${{stageVariables.{STAGE_VARIABLE}}}",
+        "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"},
+        "timeoutInMillis": 29000,
+    }
+
+
+def fingerprint(integration: dict) -> str:
+    """What the stage must have been deployed with; kept in the deployment description."""
+    keys = ("type", "httpMethod", "uri", "connectionType", "connectionId", "requestParameters")
+    blob = json.dumps({k: integration.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _proxy_resource(ctx: Context, api_id: str) -> tuple[dict | None, dict]:
+    resources = [r for page in ctx.aws.apigateway.get_paginator("get_resources").paginate(restApiId=api_id)
+                 for r in page["items"]]
+    root = next(r for r in resources if r["path"] == "/")
+    proxy = next((r for r in resources if r.get("pathPart") == PROXY_PATH and r.get("parentId") == root["id"]), None)
+    return proxy, root
+
+
+def _get_integration(ctx: Context, api_id: str, resource_id: str) -> dict | None:
+    try:
+        return ctx.aws.apigateway.get_integration(restApiId=api_id, resourceId=resource_id, httpMethod="ANY")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return None
+
+
+def _has_method(ctx: Context, api_id: str, resource_id: str) -> bool:
+    try:
+        ctx.aws.apigateway.get_method(restApiId=api_id, resourceId=resource_id, httpMethod="ANY")
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return False
+
+
+def _integration_differs(current: dict | None, desired: dict) -> list[str]:
+    if current is None:
+        return ["missing"]
+    return [k for k, v in desired.items() if str(current.get(k)) != str(v)]
+
+
+def converge(ctx: Context) -> Plan:
+    plan = Plan(apply=ctx.apply)
+    gw, names = ctx.aws.apigateway, ctx.names
+    lb = find_load_balancer(ctx)
+    link = find_link(ctx)
+    nlb_dns = lb["DNSName"] if lb else f"<{names.nlb} DNS name>"
+    link_id = link["id"] if link else "<VPC link id>"
+    desired = desired_integration(ctx, nlb_dns)
+
+    api = find_rest_api(ctx)
+    if api is None:
+        if plan.add(f"REST API {names.rest_api}", "create", None, "REGIONAL",
+                    "the service gets its own API, mapped into the shared custom domain"):
+            api = gw.create_rest_api(name=names.rest_api, endpointConfiguration={"types": ["REGIONAL"]},
+                                     tags=names.tags, description=f"{names.base} via VPC link to {names.nlb}")
+    else:
+        plan.add(f"REST API {names.rest_api}", "none", api["id"], "REGIONAL", "exists")
+
+    proxy = integration = None
+    if api is not None:
+        proxy, root = _proxy_resource(ctx, api["id"])
+        if proxy is None and plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}",
+                                      "forwards every path below the base path"):
+            proxy = gw.create_resource(restApiId=api["id"], parentId=root["id"], pathPart=PROXY_PATH)
+        elif proxy is not None:
+            plan.add(f"resource /{PROXY_PATH}", "none", proxy["id"], "/{proxy+}", "exists")
+    else:
+        plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}", "forwards every path below the base path")
+
+    if proxy is not None and not _has_method(ctx, api["id"], proxy["id"]):
+        if plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method"):
+            gw.put_method(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY", authorizationType="NONE",
+                          requestParameters={"method.request.path.proxy": True})
+    elif proxy is None:
+        plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method")
+
+    if proxy is not None:
+        integration = _get_integration(ctx, api["id"], proxy["id"])
+    differs = _integration_differs(integration, desired)
+    if differs:
+        if plan.add("integration ANY /{proxy+}", "create" if integration is None else "update",
+                    "-" if integration is None else {k: integration.get(k) for k in differs},
+                    f"HTTP_PROXY {desired['uri']} via VPC link ${{stageVariables.{STAGE_VARIABLE}}}",
+                    "the integration points at the NLB listener through the VPC link"):
+            if lb is None:
+                raise StepFailed(f"NLB {names.nlb} does not exist yet; run 10_nlb in apply mode first")
+            integration = gw.put_integration(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY",
+                                             type=desired["type"], integrationHttpMethod="ANY", uri=desired["uri"],
+                                             connectionType="VPC_LINK", connectionId=desired["connectionId"],
+                                             requestParameters=desired["requestParameters"],
+                                             timeoutInMillis=desired["timeoutInMillis"])
+    else:
+        plan.add("integration ANY /{proxy+}", "none", desired["uri"], desired["uri"], "up to date")
+
+    _ensure_stage(ctx, plan, api, desired, link_id)
+    _ensure_mapping(ctx, plan, api)
+    return plan
+
+
+def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, link_id: str) -> None:
+    gw, stage_name = ctx.aws.apigateway, ctx.params.api.stage
+    stage = deployment = None
+    if api is not None:
+        try:
+            stage = gw.get_stage(restApiId=api["id"], stageName=stage_name)
+            deployment = gw.get_deployment(restApiId=api["id"], deploymentId=stage["deploymentId"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NotFoundException":
+                raise
+    wanted_description = FINGERPRINT_PREFIX + fingerprint(desired)
+    deployed = (deployment or {}).get("description", "")
+    variables = (stage or {}).get("variables", {})
+    if deployed != wanted_description:
+        if plan.add(f"deployment to stage {stage_name}", "create", deployed or None,
+                    f"{wanted_description}, {STAGE_VARIABLE}={link_id}",
+                    "a REST API serves what was last deployed; the integration changed or was never deployed"):
+            gw.create_deployment(restApiId=api["id"], stageName=stage_name, description=wanted_description,
+                                 variables={STAGE_VARIABLE: link_id})
+            variables = {STAGE_VARIABLE: link_id}
+            stage = stage or {"variables": variables}
+    else:
+        plan.add(f"deployment to stage {stage_name}", "none", deployed, wanted_description, "deployed")
+    if stage is not None and variables.get(STAGE_VARIABLE) != link_id:
+        if plan.add(f"stage {stage_name} variable {STAGE_VARIABLE}", "update", variables.get(STAGE_VARIABLE),
+                    link_id, "the integration's connectionId reads the VPC link id from this stage variable"):
+            gw.update_stage(restApiId=api["id"], stageName=stage_name, patchOperations=[
+                {"op": "replace", "path": f"/variables/{STAGE_VARIABLE}", "value": link_id}])
+    elif stage is not None:
+        plan.add(f"stage {stage_name} variable {STAGE_VARIABLE}", "none", link_id, link_id, "set")
+
+
+def _ensure_mapping(ctx: Context, plan: Plan, api: dict | None) -> None:
+    gw, a = ctx.aws.apigateway, ctx.params.api
+    label = f"base path mapping {a.domain_name}/{a.base_path}"
+    try:
+        mapping = gw.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        mapping = None
+    want = f"API {api['id'] if api else '(new)'} stage {a.stage}"
+    if mapping is None:
+        if plan.add(label, "create", None, want, "puts the service at https://" + f"{a.domain_name}/{a.base_path}"):
+            gw.create_base_path_mapping(domainName=a.domain_name, basePath=a.base_path, restApiId=api["id"],
+                                        stage=a.stage)
+        return
+    if api is None or mapping["restApiId"] != api["id"]:
+        if find_rest_api_by_id(ctx, mapping["restApiId"]):
+            if plan.add(label, "update", f"API {mapping['restApiId']}", want, "points at an older API of ours"):
+                gw.update_base_path_mapping(domainName=a.domain_name, basePath=a.base_path, patchOperations=[
+                    {"op": "replace", "path": "/restapiId", "value": api["id"]},
+                    {"op": "replace", "path": "/stage", "value": a.stage}])
+            return
+        raise PreflightRefused(f"{a.domain_name}/{a.base_path} already maps to API {mapping['restApiId']}, which is "
+                               "not this runbook's; choose another api.base_path. Nothing was changed.")
+    if mapping.get("stage") != a.stage:
+        if plan.add(label, "update", f"stage {mapping.get('stage')}", want, "the mapping must serve our stage"):
+            gw.update_base_path_mapping(domainName=a.domain_name, basePath=a.base_path, patchOperations=[
+                {"op": "replace", "path": "/stage", "value": a.stage}])
+        return
+    plan.add(label, "none", want, want, "exists")
+
+
+def find_rest_api_by_id(ctx: Context, api_id: str) -> bool:
+    try:
+        api = ctx.aws.apigateway.get_rest_api(restApiId=api_id)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return False
+    return ctx.names.owns(api.get("tags"))
+
+
+def endpoints(ctx: Context) -> pd.DataFrame:
+    """Where the service answers: the custom-domain URL and the stage's execute-api URL."""
+    p, api = ctx.params, find_rest_api(ctx)
+    rows = [{"what": "custom domain URL", "url": f"https://{p.api.domain_name}/{p.api.base_path}/"}]
+    if api:
+        rows.append({"what": "stage URL", "url": f"https://{api['id']}.execute-api.{p.region}.amazonaws.com/"
+                                                 f"{p.api.stage}/"})
+    return pd.DataFrame(rows, columns=["what", "url"])

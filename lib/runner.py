@@ -1,0 +1,181 @@
+"""The runner: validate, guard, execute the notebooks with papermill, and write the run record."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import aws as aws_mod
+from . import sandbox_link
+from .context import RUN_DIR_ENV
+from .errors import GuardRefused, ParamsError, RunbookError
+from .params import Params, load_params, resolve_params_path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+STEP_NOTEBOOKS = ["10_nlb", "20_vpc_link", "30_ecs_service", "40_api"]
+COMMANDS: dict[str, list[tuple[str, str]]] = {
+    "plan": [("00_inspect", "plan")] + [(nb, "plan") for nb in STEP_NOTEBOOKS],
+    "apply": [("00_inspect", "apply")] + [(nb, "apply") for nb in STEP_NOTEBOOKS] + [("50_verify", "plan")],
+    "verify": [("50_verify", "plan")],
+}
+MUTATING_COMMANDS = {"apply", "repair", "destroy"}
+# Errors raised inside a notebook that mean "refused, nothing changed" rather than "failed".
+REFUSALS = {"ParamsError", "GuardRefused", "PreflightRefused"}
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    run_dir: Path | None
+    record: dict = field(default_factory=dict)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return version("vpclink-runbooks")
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("RUNBOOK_RUNS_DIR", PROJECT_ROOT / "runs"))
+
+
+def new_run_dir(environment: str) -> tuple[str, Path]:
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    path = runs_root() / environment / run_id
+    path.mkdir(parents=True)
+    return run_id, path
+
+
+def check_protected(params: Params, command: str, confirm: str | None) -> None:
+    if params.protected and command in MUTATING_COMMANDS:
+        expected = f"{params.environment}@{params.account_id}"
+        if confirm != expected:
+            raise GuardRefused(
+                f"{params.environment} is protected: {command} needs --confirm {expected} "
+                "(the environment and the account it runs against). Nothing was changed."
+            )
+
+
+def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_output: bool) -> tuple[str, str]:
+    """Run one notebook; returns (status, error name or '')."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{notebook}.ipynb"), str(run_dir / f"{notebook}.ipynb"),
+            parameters={"params_file": str(params_path), "mode": mode},
+            kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(NOTEBOOKS),
+        )
+        return "succeeded", ""
+    except PapermillExecutionError as exc:
+        print(f"  {notebook}: {exc.ename}: {exc.evalue}", file=sys.stderr)
+        return ("refused" if exc.ename in REFUSALS else "failed"), exc.ename
+
+
+def _changes(call_log: Path) -> list[dict]:
+    if not call_log.exists():
+        return []
+    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()]
+    return [{"service": c["service"], "operation": c["operation"], "resource": c["resource"]}
+            for c in calls if c["mutating"] and c["result"] == "ok"]
+
+
+def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False,
+        notebooks: list[tuple[str, str]] | None = None) -> RunResult:
+    """Run a command for one environment and leave runs/<env>/<run-id>/ with run.json."""
+    params = load_params(env)  # ParamsError: before any AWS call
+    check_protected(params, command, confirm)
+    params_path = resolve_params_path(env).resolve()
+    owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
+    started = now()
+    run_id, run_dir = new_run_dir(params.environment)
+    call_log = run_dir / "calls.jsonl"
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    os.environ[aws_mod.CALL_LOG_ENV] = str(call_log)
+    record = {
+        "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
+        "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
+        "region": params.region, "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "params_sha256": params.sha256(), "code_version": code_version(), "steps": [], "changes": [],
+        "checks": [],
+    }
+    exit_code = 1
+    try:
+        aws = aws_mod.connect(params)
+        try:
+            identity = aws_mod.check_account(aws, params)
+        except GuardRefused as exc:
+            record["status"] = "refused"
+            record["error"] = str(exc)
+            print(exc, file=sys.stderr)
+            exit_code = 2
+            return RunResult(exit_code, run_dir, record)
+        record["account"], record["caller_arn"] = identity["account"], identity["caller_arn"]
+        status = "succeeded"
+        for notebook, mode in notebooks or COMMANDS[command]:
+            t0 = time.monotonic()
+            step_status, error = _execute(notebook, mode, params_path, run_dir, log_output)
+            record["steps"].append({"notebook": f"{notebook}.ipynb", "status": step_status,
+                                    "seconds": round(time.monotonic() - t0, 2)})
+            if step_status != "succeeded":
+                status = step_status
+                record["error"] = f"{notebook}: {error}"
+                break
+        checks_file = run_dir / "checks.json"
+        if checks_file.exists():
+            record["checks"] = json.loads(checks_file.read_text())
+        if status == "succeeded" and any(c["status"] == "fail" for c in record["checks"]):
+            status = "failed"
+        record["status"] = status
+        exit_code = {"succeeded": 0, "refused": 2}.get(status, 1)
+        return RunResult(exit_code, run_dir, record)
+    finally:
+        record["changes"] = _changes(call_log)
+        record["finished_at"] = now()
+        (run_dir / "run.json").write_text(json.dumps(record, indent=2))
+        _write_pages(run_dir, record)
+        os.environ.pop(RUN_DIR_ENV, None)
+        os.environ.pop(aws_mod.CALL_LOG_ENV, None)
+        if owned is not None:
+            owned.stop()
+
+
+def _write_pages(run_dir: Path, record: dict) -> None:
+    """Offline HTML pages of the run; a failure here never hides the run's own result."""
+    try:
+        from . import report
+
+        for step in record["steps"]:
+            notebook = run_dir / step["notebook"]
+            if notebook.exists():
+                report.export_html(notebook)
+        report.write_index(run_dir, record)
+    except (ImportError, OSError, ValueError) as exc:
+        print(f"  (could not write HTML pages: {exc})", file=sys.stderr)
+
+
+def main_error(exc: RunbookError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+__all__ = ["run", "RunResult", "COMMANDS", "ParamsError", "check_protected"]

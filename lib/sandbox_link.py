@@ -1,0 +1,91 @@
+"""Finding or starting the embedded sandbox for params that say `sandbox: true`."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+from .errors import RunbookError
+from .params import Params
+
+SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def state_file() -> Path:
+    """Where a foreground `runbook sandbox` announces itself, so later commands share it."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vpclink-runbooks" / "sandbox.json"
+    return Path(os.environ.get("RUNBOOK_SANDBOX_FILE", default))
+
+
+def _alive(state: dict) -> bool:
+    try:
+        os.kill(int(state["pid"]), 0)
+        with urllib.request.urlopen(state["endpoint"] + "/moto-api/", timeout=2):
+            return True
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def running_sandbox() -> dict | None:
+    path = state_file()
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    return state if _alive(state) else None
+
+
+def export(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(key, None)
+
+
+def use_running_sandbox() -> str:
+    """In a kernel: use AWS_ENDPOINT_URL if set, else the announced sandbox; never start one."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return os.environ["AWS_ENDPOINT_URL"]
+    state = running_sandbox()
+    if state is None:
+        raise RunbookError(
+            "params say sandbox: true but no sandbox is running and AWS_ENDPOINT_URL is not set: "
+            "start one with `runbook sandbox` (or `make lab`) and run again"
+        )
+    export(state["env"])
+    return state["endpoint"]
+
+
+def world_spec_for(params: Params):
+    from .sandbox.world import WorldSpec
+
+    other = "users" if params.api.base_path != "users" else "accounts"
+    return WorldSpec(region=params.region, vpc_id=params.vpc_id, cluster=params.cluster,
+                     domain_name=params.api.domain_name, other_base_path=other,
+                     cluster_security_group_name=f"{params.cluster}-instances")
+
+
+def ensure_sandbox(params: Params):
+    """For the CLI: share a running sandbox if there is one, else start one seeded for these params.
+
+    Returns the Sandbox the caller owns (and must stop), or None when an existing one is used.
+    """
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    state = running_sandbox()
+    if state is not None:
+        export(state["env"])
+        return None
+    from .sandbox.server import start_sandbox
+
+    sandbox = start_sandbox(account_id=params.account_id, region=params.region, world=world_spec_for(params))
+    export(sandbox.env())
+    return sandbox
+
+
+def announce(sandbox, path: Path | None = None) -> Path:
+    path = path or state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = sandbox.env()
+    path.write_text(json.dumps({"pid": os.getpid(), "endpoint": sandbox.endpoint, "env": env}))
+    return path

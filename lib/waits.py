@@ -1,0 +1,114 @@
+"""Waits with boto3 waiters, shown as a tqdm progress line whose final state stays readable."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from botocore.exceptions import WaiterError
+from botocore.waiter import WaiterModel, create_waiter_with_client
+from tqdm import tqdm
+
+from .errors import WaitTimedOut
+
+POLL_SECONDS = 1
+# API Gateway has no VPC link waiters; these use botocore's own waiter machinery.
+_APIGATEWAY_WAITERS = WaiterModel({
+    "version": 2,
+    "waiters": {
+        "VpcLinkAvailable": {
+            "operation": "GetVpcLink", "delay": 2, "maxAttempts": 300,
+            "acceptors": [
+                {"matcher": "path", "argument": "status", "expected": "AVAILABLE", "state": "success"},
+                {"matcher": "path", "argument": "status", "expected": "FAILED", "state": "failure"},
+            ],
+        },
+        "VpcLinkDeleted": {
+            "operation": "GetVpcLink", "delay": 2, "maxAttempts": 300,
+            "acceptors": [
+                {"matcher": "error", "expected": "NotFoundException", "state": "success"},
+                {"matcher": "path", "argument": "status", "expected": "DELETING", "state": "retry"},
+            ],
+        },
+    },
+})
+
+
+class _Display:
+    """Where a progress line goes: a live-updated display in a kernel, stderr elsewhere."""
+
+    def __init__(self) -> None:
+        self.handle = None
+        try:
+            from IPython import get_ipython
+
+            if get_ipython() is not None and hasattr(get_ipython(), "kernel"):
+                from IPython.display import display
+
+                self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+        except ImportError:
+            pass
+        self.last = ""
+
+    def write(self, text: str) -> None:
+        line = text.strip("\r\n ")
+        if not line:
+            return
+        self.last = line
+        if self.handle is not None:
+            self.handle.update({"text/plain": line}, raw=True)
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self, line: str) -> None:
+        self.write(line)
+        # Batch runs (papermill --log-output, the CLI) see one readable line per wait.
+        print(line, file=sys.stderr if self.handle is None else sys.stdout, flush=True)
+
+
+def _waiter(client: Any, name: str) -> Any:
+    if name in _APIGATEWAY_WAITERS.waiter_names:
+        return create_waiter_with_client(name, _APIGATEWAY_WAITERS, client)
+    return client.get_waiter(name)
+
+
+def wait(client: Any, waiter_name: str, what: str, *, timeout: float = 900, **kwargs: Any) -> float:
+    """Wait with a boto3 waiter until `what` is reached; returns the seconds it took."""
+    waiter = _waiter(client, waiter_name)
+    config = {"Delay": POLL_SECONDS, "MaxAttempts": max(1, int(timeout / POLL_SECONDS))}
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            waiter.wait(WaiterConfig=config, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread below
+            outcome["error"] = exc
+
+    display = _Display()
+    started = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    bar = tqdm(total=1, desc=f"waiting for {what}", file=display, leave=True, mininterval=0.2,
+               bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {elapsed} {postfix}", dynamic_ncols=False)
+    while worker.is_alive():
+        worker.join(0.25)
+        bar.set_postfix_str("polling", refresh=False)
+        bar.refresh()
+    seconds = time.monotonic() - started
+    error = outcome.get("error")
+    if error is None:
+        bar.update(1)
+        bar.set_postfix_str("done")
+        bar.close()
+        display.finish(f"{what}: done after {seconds:.1f}s (100%)")
+        return seconds
+    bar.set_postfix_str("FAILED")
+    bar.close()
+    detail = str(error)
+    display.finish(f"{what}: FAILED after {seconds:.1f}s: {detail}")
+    if isinstance(error, WaiterError):
+        raise WaitTimedOut(f"waiting for {what} ({waiter_name}) failed after {seconds:.0f}s: {detail}") from error
+    raise error
