@@ -73,3 +73,12 @@ def record(name: str, payload: Any) -> None:
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         Path(run_dir, f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))
+
+
+def append_record(name: str, rows: list[dict]) -> None:
+    """Append rows to a JSON-lines record in the run directory (when a runner started this kernel)."""
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir:
+        with open(Path(run_dir, f"{name}.jsonl"), "a") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, default=str) + "\n")

@@ -31,7 +31,9 @@ _SECRET_ARN = re.compile(
 _SECRET_VALUE_PATTERNS = [
     (re.compile(r"(?i)(password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]"), "contains 'password=' or similar"),
     (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "is a URL with user:password@"),
-    (re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"), "has the shape of an AWS secret key"),
+    # 40 base64 characters, but not 40 lower-case hex digits (a git commit SHA-1 is not a secret).
+    (re.compile(r"(?<![A-Za-z0-9/+=])(?![0-9a-f]{40}(?![A-Za-z0-9/+=]))[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+     "has the shape of an AWS secret key"),
     (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "has the shape of an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "is a private key"),
 ]
@@ -74,13 +76,13 @@ class Service(_Strict):
     @field_validator("host_port")
     @classmethod
     def _host_port_fixed(cls, value: int) -> int:
+        if value in ECS_RESERVED_PORTS:
+            raise ValueError(f"{value} is reserved by the ECS agent; choose another port between 1024 and 32767")
         if value in EPHEMERAL_PORTS:
             raise ValueError(
                 f"{value} is in the ephemeral range 32768-65535 that Docker and ECS hand out; "
                 "choose a fixed host port between 1024 and 32767"
             )
-        if value in ECS_RESERVED_PORTS:
-            raise ValueError(f"{value} is reserved by the ECS agent; choose another port between 1024 and 32767")
         return value
 
     @field_validator("environment")
@@ -90,12 +92,13 @@ class Service(_Strict):
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"variable name {key!r} is not a valid environment variable name")
             if _SECRET_KEY_NAMES.search(key):
-                raise ValueError(
-                    f"{key} looks like a secret; move it to service.secrets as an SSM or Secrets Manager ARN"
+                raise _FieldError(
+                    key, f"{key} looks like a secret; move it to service.secrets as an SSM or Secrets Manager ARN"
                 )
             for pattern, why in _SECRET_VALUE_PATTERNS:
                 if pattern.search(str(value)):
-                    raise ValueError(
+                    raise _FieldError(
+                        key,
                         f"the value of {key} {why}; plain environment values are recorded in task definitions "
                         "and audit records, so put it in service.secrets as an SSM or Secrets Manager ARN"
                     )
@@ -108,7 +111,8 @@ class Service(_Strict):
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"variable name {key!r} is not a valid environment variable name")
             if not _SECRET_ARN.match(value):
-                raise ValueError(
+                raise _FieldError(
+                    key,
                     f"{key} must be an ARN, e.g. arn:aws:ssm:<region>:<account>:parameter/<name> or "
                     "arn:aws:secretsmanager:<region>:<account>:secret:<name>; never the secret value itself"
                 )
@@ -123,20 +127,33 @@ class Service(_Strict):
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Service:
-        hosts = [self.host_port] + [p.host_port for p in self.extra_ports]
-        containers = [self.container_port] + [p.container_port for p in self.extra_ports]
-        if len(set(hosts)) != len(hosts):
-            raise ValueError("extra_ports: every host port must differ from host_port and from each other")
-        if len(set(containers)) != len(containers):
-            raise ValueError("extra_ports: every container port must differ from container_port and each other")
-        for p in self.extra_ports:
-            if p.host_port in EPHEMERAL_PORTS or p.host_port in ECS_RESERVED_PORTS:
-                raise ValueError(
-                    f"extra_ports: host port {p.host_port} is ephemeral or reserved; choose 1024-32767"
+        hosts = [self.host_port]
+        containers = [self.container_port]
+        for i, p in enumerate(self.extra_ports):
+            if p.host_port in hosts:
+                raise _FieldError(
+                    f"extra_ports.{i}.host_port",
+                    f"{p.host_port} is already used; every host port must differ from host_port and from each "
+                    "other, choose another between 1024 and 32767",
                 )
+            if p.container_port in containers:
+                raise _FieldError(
+                    f"extra_ports.{i}.container_port",
+                    f"{p.container_port} is already used; every container port must differ from container_port "
+                    "and from each other",
+                )
+            if p.host_port in EPHEMERAL_PORTS or p.host_port in ECS_RESERVED_PORTS:
+                raise _FieldError(
+                    f"extra_ports.{i}.host_port",
+                    f"{p.host_port} is ephemeral or reserved; choose a fixed host port between 1024 and 32767",
+                )
+            hosts.append(p.host_port)
+            containers.append(p.container_port)
         both = set(self.environment) & set(self.secrets)
         if both:
-            raise ValueError(f"secrets: {sorted(both)} also set in environment; keep each name in one place")
+            raise _FieldError(
+                "secrets", f"{sorted(both)} also set in service.environment; keep each name in one place"
+            )
         return self
 
 
@@ -204,7 +221,11 @@ class Params(_Strict):
                     "reference a secret of this account",
                 )
         if self.role_arn and self.role_arn.split(":")[4] != self.account_id:
-            raise _FieldError("role_arn", f"the role is in another account than account_id {self.account_id}")
+            raise _FieldError(
+                "role_arn",
+                f"the role is in another account than account_id {self.account_id}; "
+                f"use a role of account {self.account_id}",
+            )
         if self.nlb.listener_port is not None:
             exposed = [p.host_port for p in self.service.extra_ports if p.expose]
             if self.nlb.listener_port in exposed:
@@ -235,7 +256,7 @@ class Params(_Strict):
 
 
 class _FieldError(ValueError):
-    """A cross-field problem that belongs to one named field."""
+    """A problem that belongs to one named field, relative to the model that raises it."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -281,6 +302,8 @@ def _explain(error: dict) -> tuple[str, str]:
     if kind in ("greater_than_equal", "less_than_equal"):
         lo_hi = {"greater_than_equal": f"at least {ctx.get('ge')}", "less_than_equal": f"at most {ctx.get('le')}"}
         port_hint = " (a TCP port is 1-65535)" if field.endswith("port") else ""
+        if field.endswith("host_port"):
+            port_hint = " (choose a fixed host port between 1024 and 32767)"
         return field, f"must be {lo_hi[kind]}{port_hint}; got {got!r}"
     if kind == "string_pattern_mismatch":
         examples = {
@@ -293,7 +316,8 @@ def _explain(error: dict) -> tuple[str, str]:
         example = examples.get(key)
         return field, f"{got!r} is not valid" + (f"; expected something like {example}" if example else "")
     if kind in ("string_too_short",):
-        return field, "must not be empty"
+        example = {"name": "orders", "base_path": "orders", "environment": "dev", "stage": "prod"}.get(str(loc[-1]))
+        return field, "must not be empty" + (f"; e.g. {example}" if example else "")
     if kind in ("string_too_long",):
         return field, f"at most {ctx.get('max_length')} characters (AWS limit); got {len(str(got))}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
@@ -315,7 +339,8 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     for error in exc.errors():
         original = (error.get("ctx") or {}).get("error")
         if isinstance(original, _FieldError):
-            problems.append((original.field, original.message))
+            prefix = [str(part) for part in error["loc"]]
+            problems.append((".".join([*prefix, original.field]), original.message))
         else:
             problems.append(_explain(error))
     return problems

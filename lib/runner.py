@@ -140,6 +140,9 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
                 status = step_status
                 record["error"] = f"{notebook}: {error}"
                 break
+        plan_file = run_dir / "plan.jsonl"
+        if plan_file.exists():
+            record["plan"] = [json.loads(line) for line in plan_file.read_text().splitlines() if line.strip()]
         checks_file = run_dir / "checks.json"
         if checks_file.exists():
             record["checks"] = json.loads(checks_file.read_text())

@@ -214,3 +214,23 @@ def test_throttle_is_retried_by_standard_mode(sandbox, monkeypatch):
             raw_ec2.describe_vpcs()
     assert err.value.response["Error"]["Code"] == "RequestLimitExceeded"
     json.dumps(t.by_service)
+
+
+def test_target_group_detaches_when_no_listener_forwards_to_it(sandbox):
+    elbv2, lb = make_nlb(sandbox)
+    vpc_id = sandbox.world["vpc_id"]
+    first = elbv2.create_target_group(Name="detach-a", Protocol="TCP", Port=1001, VpcId=vpc_id)["TargetGroups"][0]
+    second = elbv2.create_target_group(Name="detach-b", Protocol="TCP", Port=1002, VpcId=vpc_id)["TargetGroups"][0]
+    listener = elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=1001, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": first["TargetGroupArn"]}])["Listeners"][0]
+
+    def attached():
+        groups = elbv2.describe_target_groups(TargetGroupArns=[first["TargetGroupArn"], second["TargetGroupArn"]])
+        return {g["TargetGroupName"]: g["LoadBalancerArns"] for g in groups["TargetGroups"]}
+
+    assert attached() == {"detach-a": [lb["LoadBalancerArn"]], "detach-b": []}
+    elbv2.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": second["TargetGroupArn"]}])
+    assert attached() == {"detach-a": [], "detach-b": [lb["LoadBalancerArn"]]}
+    elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+    assert attached() == {"detach-a": [], "detach-b": []}

@@ -284,6 +284,19 @@ def _install_elbv2() -> None:
 
         return f
 
+    def resync_after(orig: Any) -> Any:
+        # moto never detaches a target group from its NLB when the last listener forwarding to it is
+        # deleted or modified; AWS does, and the runbook relies on it to delete stale target groups.
+        def f(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with LOCK:
+                result = orig(self, *args, **kwargs)
+                _resync_target_group_load_balancers(self)
+                return result
+
+        return f
+
+    _wrap(m.ELBv2Backend, "delete_listener", "elbv2.delete_listener", resync_after)
+    _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", resync_after)
     _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", create_load_balancer)
     _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", delete_load_balancer)
     _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", describe_target_health)
@@ -298,6 +311,25 @@ def _install_elbv2() -> None:
     )
     _wrap(m.FakeTargetGroup, "health_for", "elbv2.tg.health_for", tg_health_for)
     _wrap(ELBV2Response, "call_action", "elbv2.call_action", call_action)
+
+
+def _resync_target_group_load_balancers(backend: Any) -> None:
+    """Recompute each target group's LoadBalancerArns from the listeners that forward to it."""
+    refs: dict[str, list[str]] = {}
+    for lb in backend.load_balancers.values():
+        for listener in lb.listeners.values():
+            actions = list(listener.default_actions)
+            for rule in getattr(listener, "_rules", {}).values():
+                actions += list(getattr(rule, "actions", []))
+            for action in actions:
+                data = getattr(action, "data", {}) or {}
+                arns = [data.get("TargetGroupArn")] + [
+                    g.get("TargetGroupArn") for g in data.get("ForwardConfig", {}).get("TargetGroups", [])]
+                for arn in filter(None, arns):
+                    if lb.arn not in refs.setdefault(arn, []):
+                        refs[arn].append(lb.arn)
+    for tg in backend.target_groups.values():
+        tg.load_balancer_arns = refs.get(tg.arn, [])
 
 
 def _tkey(target_id: str, port: Any) -> str:
