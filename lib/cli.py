@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def _summary(result) -> str:
 def _run(args) -> int:
     from .runner import run
 
-    result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output)
+    result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output,
+                 yes=getattr(args, "yes", False))
     print(_summary(result))
     return result.exit_code
 
@@ -105,11 +107,15 @@ def _lab(args) -> int:
         sandbox_link.announce(sandbox)
         sandbox_link.export(sandbox.env())
         print(f"sandbox running at {sandbox.endpoint}")
-    settings = Path(NOTEBOOKS.parent, ".jupyter")
+    # A fresh settings and workspace folder: no news pop-up, no update check, no stale tabs.
+    home = Path(tempfile.mkdtemp(prefix="runbook-lab-"))
+    notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--notebook-dir={NOTEBOOKS}",
-               "--ServerApp.ip=127.0.0.1", "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
-               "jupyterlab.NeverCheckForUpdate", "--LabApp.default_url=/lab/tree/00_inspect.ipynb"]
-    env = dict(os.environ, JUPYTERLAB_WORKSPACES_DIR=str(settings / "workspaces"))
+               "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_inspect.ipynb"]
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
@@ -142,8 +148,12 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     for name, text in (("plan", "read-only: what apply would change"),
                        ("apply", "converge, then verify"),
-                       ("verify", "read-only hop-by-hop checks of the live chain")):
+                       ("verify", "read-only hop-by-hop checks of the live chain"),
+                       ("destroy", "remove what apply created, in safe order (plan unless --yes)"),
+                       ("repair", "fix the failed checks the runbook owns, then verify (plan unless --yes)")):
         p = sub.add_parser(name, help=text)
+        if name in ("destroy", "repair"):
+            p.add_argument("--yes", action="store_true", help="apply the plan (otherwise only show it)")
         p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
         p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")
         p.add_argument("--log-output", action="store_true", help="stream notebook output while it runs")

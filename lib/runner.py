@@ -26,6 +26,15 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
     "apply": [("00_inspect", "apply")] + [(nb, "apply") for nb in STEP_NOTEBOOKS] + [("50_verify", "plan")],
     "verify": [("50_verify", "plan")],
 }
+
+
+def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
+    """The (notebook, mode) sequence of a command; destroy and repair change AWS only with --yes."""
+    if command == "destroy":
+        return [("90_destroy", "apply" if yes else "plan")]
+    if command == "repair":
+        return [("50_verify", "repair" if yes else "repair-plan")]
+    return COMMANDS[command]
 MUTATING_COMMANDS = {"apply", "repair", "destroy"}
 # Errors raised inside a notebook that mean "refused, nothing changed" rather than "failed".
 REFUSALS = {"ParamsError", "GuardRefused", "PreflightRefused"}
@@ -99,7 +108,7 @@ def _changes(call_log: Path) -> list[dict]:
             for c in calls if c["mutating"] and c["result"] == "ok"]
 
 
-def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False,
+def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False, yes: bool = False,
         notebooks: list[tuple[str, str]] | None = None) -> RunResult:
     """Run a command for one environment and leave runs/<env>/<run-id>/ with run.json."""
     params = load_params(env)  # ParamsError: before any AWS call
@@ -131,7 +140,7 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
             return RunResult(exit_code, run_dir, record)
         record["account"], record["caller_arn"] = identity["account"], identity["caller_arn"]
         status = "succeeded"
-        for notebook, mode in notebooks or COMMANDS[command]:
+        for notebook, mode in notebooks or notebooks_for(command, yes):
             t0 = time.monotonic()
             step_status, error = _execute(notebook, mode, params_path, run_dir, log_output)
             record["steps"].append({"notebook": f"{notebook}.ipynb", "status": step_status,

@@ -4,6 +4,7 @@ starts its own sandbox (module scope) and modules never share emulated state."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,6 @@ def write_params(tmp_path: Path, base: str = "local", **changes) -> Path:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    path = tmp_path / f"{data['environment']}-{abs(hash(tuple(sorted(changes.items(), key=str))))}.yaml"
+    path = tmp_path / f"{data['environment']}-{uuid.uuid4().hex[:8]}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -3,6 +3,7 @@
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from vpclink_runbooks.diagram import PALETTE, Hop, PathDiagram, Target, path_diagram
 
 SVG = "{http://www.w3.org/2000/svg}"

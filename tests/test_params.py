@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from vpclink_runbooks import aws as aws_mod
 from vpclink_runbooks import cli, sandbox_link
 from vpclink_runbooks.errors import GuardRefused, ParamsError

@@ -6,6 +6,7 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+
 from vpclink_runbooks.report import (
     RemoteAssetError,
     export_html,

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from vpclink_runbooks.sandbox import faults
 from vpclink_runbooks.sandbox.server import Delays, start_sandbox
 from vpclink_runbooks.sandbox.world import WorldSpec, seed_world

@@ -9,6 +9,7 @@ import uuid
 import boto3
 import pytest
 from botocore.config import Config
+
 from vpclink_runbooks.sandbox.server import Delays, start_sandbox
 from vpclink_runbooks.sandbox.world import WorldSpec
 
