@@ -21,8 +21,12 @@ def _summary(result) -> str:
              f"  (record: {result.run_dir}/run.json)"]
     for step in record.get("steps", []):
         lines.append(f"  step  {step['status']:<10} {step['notebook']:<22} {step['seconds']:>6.1f}s")
+    planned = [row for row in record.get("plan", []) if row["action"] != "none"]
+    if record.get("command") == "plan":
+        lines.append(f"  planned: {len(planned)} change(s) of {len(record.get('plan', []))} row(s)")
+        lines += [f"    {row['action']:<7} {row['resource'][:70]}" for row in planned[:20]]
     changes = record.get("changes", [])
-    lines.append(f"  changes: {len(changes)} mutating call(s)")
+    lines.append(f"  changes made: {len(changes)} mutating call(s)")
     for change in changes[:20]:
         lines.append(f"    {change['service']}.{change['operation']}  {change['resource'][:90]}")
     if len(changes) > 20:

@@ -79,6 +79,9 @@ def test_world_seeding_non_default_spec(sandbox):
     assert ec2.describe_vpcs(VpcIds=[w["vpc_id"]])["Vpcs"][0]["CidrBlock"] == "10.77.0.0/16"
     subnets = ec2.describe_subnets(SubnetIds=w["subnet_ids"])["Subnets"]
     assert len({s["AvailabilityZone"] for s in subnets}) == 3 and len(subnets) == 3
+    in_vpc = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [w["vpc_id"]]}])["Subnets"]
+    assert sorted(s["SubnetId"] for s in in_vpc) == sorted(w["subnet_ids"] + w["public_subnet_ids"])
+    assert any(v["IsDefault"] for v in ec2.describe_vpcs()["Vpcs"])  # moto's default VPC is a separate VPC
     for sid in w["subnet_ids"]:
         rts = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [sid]}])["RouteTables"]
         assert rts and not any(rt_.get("GatewayId", "").startswith("igw-") for rt_ in rts[0]["Routes"])

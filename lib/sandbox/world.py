@@ -91,6 +91,9 @@ def seed_world(session: boto3.Session, spec: WorldSpec) -> dict:
     acm = session.client("acm", region_name=spec.region)
     apigw = session.client("apigateway", region_name=spec.region)
 
+    # moto creates the region's default VPC on first use; let that happen before the id is pinned,
+    # or the default VPC takes our id and its subnets end up in our VPC.
+    ec2.describe_vpcs()
     with _fixed_vpc_id(spec.vpc_id):
         vpc_id = ec2.create_vpc(CidrBlock=spec.vpc_cidr)["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc_id], Tags=_tags(f"{spec.cluster}-vpc"))
