@@ -28,7 +28,10 @@ def test_apply_and_verify_another_teams_world(sandbox, other_world, tmp_path):
     params.update(environment="qa", sandbox=False, region=spec.region, vpc_id=spec.vpc_id, cluster=spec.cluster,
                   api={"domain_name": spec.domain_name, "base_path": "billing", "stage": "v1"})
     params["service"].update(name="billing", container_port=9000, host_port=18080, desired_count=3,
-                             secrets={"DB": "arn:aws:ssm:ap-southeast-2:123456789012:parameter/billing/db"})
+                             secrets={"DB": "arn:aws:ssm:ap-southeast-2:123456789012:parameter/billing/db"},
+                             health_check_path="/healthz",
+                             extra_ports=[{"container_port": 9100, "host_port": 18081, "expose": True},
+                                          {"container_port": 9200, "host_port": 18082, "expose": False}])
     params["nlb"] = {"subnets": None, "listener_port": 443}
     path = tmp_path / "qa.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -44,8 +47,18 @@ def test_apply_and_verify_another_teams_world(sandbox, other_world, tmp_path):
     lb = s.client("elbv2").describe_load_balancers(Names=["qa-billing-nlb"])["LoadBalancers"][0]
     assert len(lb["AvailabilityZones"]) == 3
     listeners = s.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-    assert [lst["Port"] for lst in listeners] == [443]
+    assert sorted(lst["Port"] for lst in listeners) == [443, 18081]
+    groups = {g["TargetGroupName"]: g for g in s.client("elbv2").describe_target_groups()["TargetGroups"]
+              if g["TargetGroupName"].startswith("qa-billing-")}
+    assert sorted(groups) == ["qa-billing-18080", "qa-billing-18081"]
+    assert groups["qa-billing-18080"]["HealthCheckProtocol"] == "HTTP"
+    assert groups["qa-billing-18080"]["HealthCheckPath"] == "/healthz"
+    rules = [r for r in s.client("ec2").describe_security_group_rules()["SecurityGroupRules"]
+             if any(t["Key"] == "runbook:environment" and t["Value"] == "qa" for t in r.get("Tags", []))]
+    assert sorted({r["FromPort"] for r in rules}) == [18080, 18081, 18082]
+    assert len(rules) == 3 * 3  # three host ports, each from the three NLB subnets only
     mappings = s.client("apigateway").get_base_path_mappings(domainName=spec.domain_name)["items"]
     assert {m["basePath"] for m in mappings} == {"ledger", "billing"}
     svc = s.client("ecs").describe_services(cluster=spec.cluster, services=["billing"])["services"][0]
     assert svc["runningCount"] == 3
+    assert sorted(lb["containerPort"] for lb in svc["loadBalancers"]) == [9000, 9100]
