@@ -64,9 +64,12 @@ class _Display:
         pass
 
     def finish(self, line: str) -> None:
-        self.write(line)
-        # Batch runs (papermill --log-output, the CLI) see one readable line per wait.
-        print(line, file=sys.stderr if self.handle is None else sys.stdout, flush=True)
+        if self.handle is not None:
+            # The live bar is replaced by its final, readable state; the step returns the outcome as
+            # the cell's result, which is what papermill --log-output prints.
+            self.write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _waiter(client: Any, name: str) -> Any:
@@ -103,7 +106,7 @@ def wait(client: Any, waiter_name: str, what: str, *, timeout: float = 900, **kw
         bar.update(1)
         bar.set_postfix_str("done")
         bar.close()
-        display.finish(f"{what}: done after {seconds:.1f}s (100%)")
+        display.finish(f"{what}: 100%|{'█' * 20}| done after {seconds:.1f}s")
         return seconds
     bar.set_postfix_str("FAILED")
     bar.close()
