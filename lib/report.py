@@ -7,16 +7,17 @@ import html
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import jinja2
-import nbformat
 import pandas as pd
-from nbconvert import HTMLExporter
 from pandas.io.formats.style import Styler
-from traitlets.config import Config
 
 from .errors import RunbookError
+
+if TYPE_CHECKING:  # nbconvert and nbformat take seconds to import; every notebook imports styled()
+    from nbconvert import HTMLExporter
 
 # Cell colours by column and value. Several spellings are accepted because run records say
 # "succeeded"/"failed" where checks say "pass"/"fail".
@@ -164,6 +165,9 @@ class RemoteAssetError(RunbookError, ValueError):
 
 def offline_exporter() -> HTMLExporter:
     """An HTMLExporter (lab template) that embeds images and loads nothing from the network."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
     config = Config()
     config.NbConvertBase.display_data_priority = _DISPLAY_PRIORITY
     exporter = HTMLExporter(
@@ -181,6 +185,8 @@ def export_html(notebook_path: str | Path, html_path: str | Path | None = None) 
     """Convert an executed notebook to one self-contained HTML page (default: next to it, `.html`)."""
     notebook_path = Path(notebook_path)
     html_path = notebook_path.with_suffix(".html") if html_path is None else Path(html_path)
+    import nbformat
+
     notebook = nbformat.read(notebook_path, as_version=4)
     resources = {"metadata": {"name": notebook_path.stem, "path": str(notebook_path.parent.resolve())}}
     body, _ = offline_exporter().from_notebook_node(notebook, resources=resources)
