@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ENV    ?= local
+# The browser tests drive Debian's Chromium; nothing ever downloads a browser.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lab lint clean
+.PHONY: install run test lab lint clean chromium
 
 install: $(STAMP)
 
@@ -17,9 +20,18 @@ $(STAMP): requirements.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/runbook sequence $(ENV) plan apply verify
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Installs Debian's chromium with apt when it is missing; fails loudly when it cannot.
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "$(CHROMIUM) is missing: installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is still missing; the browser tests need" \
+	  "Debian's chromium (apt-get install chromium)" >&2; exit 1; }
 
 lab: $(STAMP)
 	$(BIN)/runbook lab $(ENV)
