@@ -16,7 +16,8 @@ from .errors import ParamsError
 from .names import Names
 from .params import Params, load_raw, parse_params
 
-MODES = ("plan", "apply", "repair")
+# "repair-plan" and "repair" are modes of the verify notebook: plan the repair, or make it.
+MODES = ("plan", "apply", "repair-plan", "repair")
 # The top-level keys a notebook's parameters cell declares; papermill -f injects them.
 PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
               "vpc_id", "cluster", "service", "nlb", "api")
@@ -33,6 +34,7 @@ class Context:
 
     @property
     def apply(self) -> bool:
+        """True when this step may change AWS ("repair-plan" only plans)."""
         return self.mode in ("apply", "repair")
 
     def header(self) -> pd.DataFrame:
