@@ -117,7 +117,8 @@ def _lab(args) -> int:
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--notebook-dir={NOTEBOOKS}",
-               "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_inspect.ipynb"]
+               "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_inspect.ipynb",
+               "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])]
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
     try:
@@ -128,6 +129,31 @@ def _lab(args) -> int:
         if sandbox is not None:
             sandbox_link.state_file().unlink(missing_ok=True)
             sandbox.stop()
+
+
+def _unlock(args) -> int:
+    """Show who holds the environment's lock; with --force, break it (for a run that died)."""
+    from . import aws as aws_mod
+    from . import lock, sandbox_link
+    from .params import load_params
+
+    params = load_params(args.env)
+    if params.sandbox:
+        sandbox_link.use_running_sandbox()
+    aws = aws_mod.Aws(aws_mod.make_session(params))
+    aws_mod.check_account(aws, params)
+    holder = lock.read(aws.ssm, params.environment)
+    if holder is None:
+        print(f"{params.environment} is not locked ({lock.parameter_name(params.environment)} does not exist)")
+        return 0
+    print(f"{params.environment} is locked by {lock.describe(holder)}")
+    if not args.force:
+        print("if that run is dead (killed, or its machine is gone), break the lock with "
+              f"`runbook unlock {args.env} --force`", file=sys.stderr)
+        return 2
+    broken = lock.break_lock(aws.ssm, params.environment)
+    print("lock broken" if broken else "the lock was released meanwhile")
+    return 0
 
 
 def _runs(args) -> int:
@@ -167,6 +193,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("commands", nargs="+", choices=["plan", "apply", "verify"])
     p.add_argument("--log-output", action="store_true")
     p.set_defaults(func=_sequence)
+    p = sub.add_parser("unlock", help="show who holds the environment's lock; --force breaks a stale one")
+    p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+    p.add_argument("--force", action="store_true", help="break the lock (only when its run is dead)")
+    p.set_defaults(func=_unlock)
     p = sub.add_parser("runs", help="list audit records")
     p.add_argument("env", nargs="?")
     p.set_defaults(func=_runs)
@@ -180,8 +210,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _stream_papermill_log() -> None:
+    """--log-output: papermill logs each cell's output at INFO; show it on stderr."""
+    import logging
+
+    log = logging.getLogger("papermill")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "log_output", False):
+        _stream_papermill_log()
     try:
         return args.func(args)
     except RunbookError as exc:

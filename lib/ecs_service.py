@@ -51,11 +51,13 @@ def _comparable(container: dict) -> dict:
 
 def current_task_definition(ctx: Context) -> dict | None:
     try:
-        return ctx.aws.ecs.describe_task_definition(taskDefinition=ctx.names.task_family)["taskDefinition"]
+        current = ctx.aws.ecs.describe_task_definition(taskDefinition=ctx.names.task_family)["taskDefinition"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("ClientException", "InvalidParameterException"):
             raise
         return None
+    # A family whose revisions destroy deregistered has nothing a service can run: register anew.
+    return current if current.get("status", "ACTIVE") == "ACTIVE" else None
 
 
 def _execution_role(ctx: Context) -> str | None:

@@ -19,12 +19,40 @@ PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigatewa
 PROXY_PATH = "{proxy+}"
 STAGE_VARIABLE = "vpcLinkId"
 FINGERPRINT_PREFIX = "vpclink-runbooks integration "
+# API Gateway's default (and, without a quota increase, maximum) integration timeout; verify checks it.
+INTEGRATION_TIMEOUT_MS = 29000
+
+
+def owned_rest_apis(ctx: Context) -> list[dict]:
+    """Every REST API tagged as this environment's runbook's, oldest first."""
+    apis = [a for page in ctx.aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]
+            if ctx.names.owns(a.get("tags"))]
+    return sorted(apis, key=lambda a: (str(a.get("createdDate", "")), a["id"]))
+
+
+def _mapped_api_id(ctx: Context) -> str | None:
+    a = ctx.params.api
+    try:
+        return ctx.aws.apigateway.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path)["restApiId"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return None
+
+
+def _our_apis(ctx: Context) -> tuple[dict | None, list[dict]]:
+    """(the API to keep, duplicates). Two APIs of ours only exist after runs that overlapped or crashed
+    between creating an API and finding it again; keep the one the domain maps to, else the oldest."""
+    apis = [a for a in owned_rest_apis(ctx) if a["name"] == ctx.names.rest_api]
+    if len(apis) <= 1:
+        return (apis[0] if apis else None), []
+    mapped = _mapped_api_id(ctx)
+    keep = next((a for a in apis if a["id"] == mapped), apis[0])
+    return keep, [a for a in apis if a is not keep]
 
 
 def find_rest_api(ctx: Context) -> dict | None:
-    apis = [a for page in ctx.aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]
-            if a["name"] == ctx.names.rest_api and ctx.names.owns(a.get("tags"))]
-    return sorted(apis, key=lambda a: a["id"])[0] if apis else None
+    return _our_apis(ctx)[0]
 
 
 def desired_integration(ctx: Context, nlb_dns: str) -> dict:
@@ -33,7 +61,7 @@ def desired_integration(ctx: Context, nlb_dns: str) -> dict:
         "uri": f"http://{nlb_dns}:{ctx.params.listener_port}/{{proxy}}",
         "connectionType": "VPC_LINK", "connectionId": f"${{stageVariables.{STAGE_VARIABLE}}}",
         "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"},
-        "timeoutInMillis": 29000,
+        "timeoutInMillis": INTEGRATION_TIMEOUT_MS,
     }
 
 
@@ -86,7 +114,11 @@ def converge(ctx: Context) -> Plan:
     link_id = link["id"] if link else "<VPC link id>"
     desired = desired_integration(ctx, nlb_dns)
 
-    api = find_rest_api(ctx)
+    api, duplicates = _our_apis(ctx)
+    for extra in duplicates:
+        if plan.add(f"REST API {extra['name']} ({extra['id']})", "delete", extra["id"], None,
+                    f"a duplicate of {api['id']} left by an interrupted run; the custom domain does not map it"):
+            gw.delete_rest_api(restApiId=extra["id"])
     if api is None:
         if plan.add(f"REST API {names.rest_api}", "create", None, "REGIONAL",
                     "the service gets its own API, mapped into the shared custom domain"):

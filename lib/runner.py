@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import aws as aws_mod
+from . import lock as lock_mod
 from . import sandbox_link
 from .context import RUN_DIR_ENV
 from .errors import GuardRefused, ParamsError, RunbookError
@@ -36,8 +39,14 @@ def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
         return [("50_verify", "repair" if yes else "repair-plan")]
     return COMMANDS[command]
 MUTATING_COMMANDS = {"apply", "repair", "destroy"}
+
 # Errors raised inside a notebook that mean "refused, nothing changed" rather than "failed".
 REFUSALS = {"ParamsError", "GuardRefused", "PreflightRefused"}
+
+
+def takes_lock(command: str, yes: bool) -> bool:
+    """Commands that change AWS hold the environment's lock (destroy and repair only with --yes)."""
+    return command == "apply" or (command in ("destroy", "repair") and yes)
 
 
 @dataclass
@@ -96,8 +105,13 @@ def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_out
         )
         return "succeeded", ""
     except PapermillExecutionError as exc:
-        print(f"  {notebook}: {exc.ename}: {exc.evalue}", file=sys.stderr)
-        return ("refused" if exc.ename in REFUSALS else "failed"), exc.ename
+        # boto3's message names the operation (and "reached max retries" when throttling or 5xx outlasted them)
+        error = f"{exc.ename}: {exc.evalue}"
+        if "(reached max retries" in exc.evalue:
+            error += (" -- AWS kept failing through boto3's retries; once it recovers, run the command again: "
+                      "every step resumes from what exists")
+        print(f"  {notebook}: {error}", file=sys.stderr)
+        return ("refused" if exc.ename in REFUSALS else "failed"), error
 
 
 def _changes(call_log: Path) -> list[dict]:
@@ -128,6 +142,7 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
         "checks": [],
     }
     exit_code = 1
+    lock = None
     try:
         aws = aws_mod.connect(params)
         try:
@@ -139,6 +154,22 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
             exit_code = 2
             return RunResult(exit_code, run_dir, record)
         record["account"], record["caller_arn"] = identity["account"], identity["caller_arn"]
+        if takes_lock(command, yes):
+            # Its own session, without the call recorder: the lock is bookkeeping, not a change to the chain.
+            ssm = aws_mod.Aws(aws_mod.make_session(params)).ssm
+            try:
+                lock = lock_mod.acquire(ssm, params, caller_arn=identity["caller_arn"], run_id=run_id,
+                                        command=command, env_arg=env)
+            except lock_mod.LockHeld as exc:
+                record["status"] = "refused"
+                record["error"] = str(exc)
+                print(exc, file=sys.stderr)
+                exit_code = 2
+                return RunResult(exit_code, run_dir, record)
+            record["lock"] = {"parameter": lock.name, "took_over": lock.took_over}
+            if lock.took_over:
+                print(f"lock: took over a stale lock of {lock_mod.describe(lock.took_over)} "
+                      "(its process is gone from this host)", file=sys.stderr)
         status = "succeeded"
         for notebook, mode in notebooks or notebooks_for(command, yes):
             t0 = time.monotonic()
@@ -161,6 +192,8 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
         exit_code = {"succeeded": 0, "refused": 2}.get(status, 1)
         return RunResult(exit_code, run_dir, record)
     finally:
+        if lock is not None:
+            _release(lock)
         record["changes"] = _changes(call_log)
         record["finished_at"] = now()
         (run_dir / "run.json").write_text(json.dumps(record, indent=2))
@@ -169,6 +202,15 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
         os.environ.pop(aws_mod.CALL_LOG_ENV, None)
         if owned is not None:
             owned.stop()
+
+
+def _release(lock: lock_mod.Lock) -> None:
+    """Give the lock back; a failure here never hides the run's own result, but says how to recover."""
+    try:
+        lock.release()
+    except (ClientError, BotoCoreError) as exc:
+        print(f"  could not release the lock {lock.name} ({exc}); the next run on this host takes it over, "
+              "elsewhere break it with `runbook unlock ENV --force`", file=sys.stderr)
 
 
 def _write_pages(run_dir: Path, record: dict) -> None:

@@ -21,7 +21,7 @@ NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 def test_there_is_one_notebook_per_step():
     assert [p.stem for p in NOTEBOOK_FILES] == ["00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api",
-                                                 "50_verify"]
+                                                 "50_verify", "90_destroy"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)

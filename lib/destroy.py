@@ -1,0 +1,281 @@
+"""Destroy: remove what apply created, found by the runbook's tags, in the order AWS allows.
+
+Order: the custom domain's mapping and the REST API first (traffic stops at the front door), then the
+ECS service (scaled to 0 and drained, then deleted), its task definitions and the security group rules,
+then the VPC link (AWS refuses to delete an NLB a link still uses, so we wait until it is gone), and
+last the listeners, target groups and the NLB. Every step finds what exists by the runbook's tags, so a
+destroy that was interrupted, or one after a partial apply, just does what is left; a second destroy
+finds nothing and changes nothing. Anything not tagged as this environment's runbook's is left alone.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from . import waits
+from .context import Context
+from .loadbalancer import owned_target_groups
+from .plan import Plan
+from .routes import owned_rest_apis
+from .vpclink import owned_links
+
+PERMISSIONS = [
+    "apigateway:GET", "apigateway:DELETE",
+    "ecs:DescribeServices", "ecs:UpdateService", "ecs:DeleteService", "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition", "ecs:DeregisterTaskDefinition",
+    "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:RevokeSecurityGroupIngress",
+    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DeleteLoadBalancer",
+]
+NOT_OURS = "not tagged as this runbook's: left alone"
+PLAN_ONLY = "plan mode: nothing was removed, nothing to wait for"
+
+
+# ---- API Gateway ---------------------------------------------------------------------------------------
+
+def _domain_mappings(ctx: Context) -> list[dict]:
+    try:
+        return [m for page in ctx.aws.apigateway.get_paginator("get_base_path_mappings").paginate(
+            domainName=ctx.params.api.domain_name) for m in page.get("items", [])]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        return []
+
+
+def remove_api(ctx: Context) -> Plan:
+    """The base path mappings to our REST APIs, their stages, then the APIs (deployments go with them)."""
+    plan = Plan(apply=ctx.apply)
+    gw, a = ctx.aws.apigateway, ctx.params.api
+    apis = owned_rest_apis(ctx)
+    ours = {api["id"] for api in apis}
+    mappings = _domain_mappings(ctx)
+    # Only mappings to our own APIs: the other teams' paths on the shared domain are never touched.
+    for mapping in [m for m in mappings if m["restApiId"] in ours]:
+        if plan.add(f"base path mapping {a.domain_name}/{mapping['basePath']}", "delete",
+                    f"API {mapping['restApiId']} stage {mapping.get('stage')}", None,
+                    "first stop the custom domain sending requests to this runbook's API"):
+            gw.delete_base_path_mapping(domainName=a.domain_name, basePath=mapping["basePath"])
+    if not any(m["restApiId"] in ours for m in mappings):
+        other = next((m for m in mappings if m["basePath"] == a.base_path), None)
+        plan.add(f"base path mapping {a.domain_name}/{a.base_path}", "none",
+                 f"API {other['restApiId']}" if other else None, None, NOT_OURS if other else "not found")
+    for api in apis:
+        stages = gw.get_stages(restApiId=api["id"]).get("item", [])
+        for stage in stages:
+            if plan.add(f"stage {stage['stageName']} of API {api['id']}", "delete",
+                        f"deployment {stage.get('deploymentId')}", None, "the stage stops serving the API"):
+                gw.delete_stage(restApiId=api["id"], stageName=stage["stageName"])
+        if plan.add(f"REST API {api['name']} ({api['id']})", "delete", api["id"], None,
+                    "its resources, method, integration and deployments go with it"):
+            gw.delete_rest_api(restApiId=api["id"])
+    if not apis:
+        plan.add(f"REST API {ctx.names.rest_api}", "none", None, None, "not found")
+    return plan
+
+
+# ---- ECS -----------------------------------------------------------------------------------------------
+
+def _service(ctx: Context) -> tuple[dict | None, str]:
+    """(our service unless INACTIVE, why not when None)."""
+    try:
+        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
+                                                 include=["TAGS"])["services"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
+            raise
+        return None, f"cluster {ctx.params.cluster} not found"
+    live = [s for s in services if s.get("status") != "INACTIVE"]
+    if not live:
+        return None, "not found"
+    if not ctx.names.owns(live[0].get("tags")):
+        return None, f"exists but is {NOT_OURS}"
+    return live[0], ""
+
+
+def scale_down_service(ctx: Context) -> Plan:
+    """Desired count 0: ECS stops the tasks and deregisters them from the target group (draining)."""
+    plan = Plan(apply=ctx.apply)
+    name = f"ECS service {ctx.names.ecs_service}"
+    service, why_not = _service(ctx)
+    if service is None:
+        plan.add(name, "none", None, None, why_not)
+    elif service["desiredCount"] > 0 and service["status"] == "ACTIVE":
+        if plan.add(name, "update", f"desired {service['desiredCount']}, running {service['runningCount']}",
+                    "desired 0", "ECS refuses to delete a service that still runs tasks; drain it first"):
+            ctx.aws.ecs.update_service(cluster=ctx.params.cluster, service=ctx.names.ecs_service, desiredCount=0)
+    else:
+        plan.add(name, "none", f"desired 0, running {service['runningCount']}", "desired 0", "already scaled to 0")
+    return plan
+
+
+def wait_service_drained(ctx: Context) -> str:
+    service, why_not = _service(ctx)
+    if service is None:
+        return f"ECS service {ctx.names.ecs_service}: {why_not}; nothing to wait for"
+    if not ctx.apply:
+        return PLAN_ONLY
+    seconds = waits.wait(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} drained to 0 tasks",
+                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
+    return f"ECS service {ctx.names.ecs_service} runs no task after {seconds:.1f}s"
+
+
+def remove_service(ctx: Context) -> Plan:
+    plan = Plan(apply=ctx.apply)
+    name = f"ECS service {ctx.names.ecs_service}"
+    service, why_not = _service(ctx)
+    if service is None:
+        plan.add(name, "none", None, None, why_not)
+    elif service["status"] == "DRAINING":
+        plan.add(name, "none", "DRAINING", None, "already being deleted")
+    elif plan.add(name, "delete", f"desired {service['desiredCount']}, running {service['runningCount']}", None,
+                  "drained; deleting it releases the target group"):
+        ctx.aws.ecs.delete_service(cluster=ctx.params.cluster, service=ctx.names.ecs_service)
+    return plan
+
+
+def wait_service_gone(ctx: Context) -> str:
+    try:
+        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster,
+                                                 services=[ctx.names.ecs_service])["services"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
+            raise
+        services = []
+    if not any(s.get("status") != "INACTIVE" for s in services):
+        return f"ECS service {ctx.names.ecs_service} is gone (INACTIVE or never created)"
+    if not ctx.apply:
+        return PLAN_ONLY
+    seconds = waits.wait(ctx.aws.ecs, "services_inactive", f"ECS service {ctx.names.ecs_service} INACTIVE",
+                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
+    return f"ECS service {ctx.names.ecs_service} is INACTIVE after {seconds:.1f}s"
+
+
+def deregister_task_definitions(ctx: Context) -> Plan:
+    """Every ACTIVE revision of our family that carries our tags (ECS keeps them as INACTIVE, unusable)."""
+    plan = Plan(apply=ctx.apply)
+    ecs, family = ctx.aws.ecs, ctx.names.task_family
+    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+            for arn in page["taskDefinitionArns"]]
+    found = False
+    for arn in arns:
+        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        td = described["taskDefinition"]
+        if td["family"] != family:
+            continue
+        found = True
+        label = f"task definition {family}:{td['revision']}"
+        if not ctx.names.owns(described.get("tags")):
+            plan.add(label, "none", "ACTIVE", None, NOT_OURS)
+        elif plan.add(label, "delete", "ACTIVE", "INACTIVE", "deregistered: nothing can start it again"):
+            ecs.deregister_task_definition(taskDefinition=arn)
+    if not found:
+        plan.add(f"task definition {family}", "none", None, None, "no ACTIVE revision")
+    return plan
+
+
+def revoke_security_group_rules(ctx: Context) -> Plan:
+    """The host-port ingress rules we tagged, in any security group of the VPC."""
+    plan = Plan(apply=ctx.apply)
+    ec2 = ctx.aws.ec2
+    group_ids = [g["GroupId"] for page in ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]}]) for g in page["SecurityGroups"]]
+    rules = [r for page in ec2.get_paginator("describe_security_group_rules").paginate(
+        Filters=[{"Name": "group-id", "Values": group_ids}]) for r in page["SecurityGroupRules"]] if group_ids else []
+    revoke: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule["IsEgress"] or not ctx.names.owns(rule.get("Tags")):
+            continue
+        if plan.add(f"{rule['GroupId']} ingress tcp:{rule['FromPort']} from {rule.get('CidrIpv4')}", "delete",
+                    "allow", None, "the host port no longer needs to be open to the NLB subnets"):
+            revoke.setdefault(rule["GroupId"], []).append(rule["SecurityGroupRuleId"])
+    if not plan.rows:
+        plan.add("security group rules", "none", None, None, "none tagged as this runbook's")
+    for group_id, rule_ids in sorted(revoke.items()):
+        ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
+    return plan
+
+
+# ---- VPC link ------------------------------------------------------------------------------------------
+
+def remove_vpc_links(ctx: Context) -> Plan:
+    plan = Plan(apply=ctx.apply)
+    links = owned_links(ctx)
+    for link in links:
+        label = f"VPC link {link['name']} ({link['id']})"
+        if link.get("status") == "DELETING":
+            plan.add(label, "none", "DELETING", None, "already being deleted")
+        elif plan.add(label, "delete", link.get("status"), None,
+                      "AWS refuses to delete an NLB while a VPC link targets it"):
+            ctx.aws.apigateway.delete_vpc_link(vpcLinkId=link["id"])
+    if not links:
+        plan.add(f"VPC link {ctx.names.vpc_link}", "none", None, None, "not found")
+    return plan
+
+
+def wait_vpc_links_gone(ctx: Context) -> str:
+    links = owned_links(ctx)
+    if not links:
+        return "no VPC link of this runbook's is left"
+    if not ctx.apply:
+        return PLAN_ONLY
+    done = []
+    for link in links:
+        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkDeleted", f"VPC link {link['id']} deleted",
+                             vpcLinkId=link["id"])
+        done.append(f"VPC link {link['id']} gone after {seconds:.1f}s")
+    return "; ".join(done)
+
+
+# ---- NLB -----------------------------------------------------------------------------------------------
+
+def _load_balancer(ctx: Context) -> tuple[dict | None, str]:
+    """(our NLB, why not when None): found by its name, and ours only if its tags say so."""
+    elbv2 = ctx.aws.elbv2
+    try:
+        lb = elbv2.describe_load_balancers(Names=[ctx.names.nlb])["LoadBalancers"][0]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "LoadBalancerNotFound":
+            raise
+        return None, "not found"
+    tags = elbv2.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
+    if not ctx.names.owns(tags):
+        return None, f"exists but is {NOT_OURS}"
+    return lb, ""
+
+
+def remove_load_balancer(ctx: Context) -> Plan:
+    """Listeners (they forward to the target groups), target groups, then the NLB."""
+    plan = Plan(apply=ctx.apply)
+    elbv2, names = ctx.aws.elbv2, ctx.names
+    lb, why_not = _load_balancer(ctx)
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lb else []
+    for listener in listeners:
+        if plan.add(f"listener TCP :{listener['Port']}", "delete", "exists", None, "on this runbook's NLB"):
+            elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+    groups = owned_target_groups(ctx)
+    for tg in groups:
+        if plan.add(f"target group {tg['TargetGroupName']}", "delete", f"TCP :{tg['Port']}", None,
+                    "no listener or service uses it any more"):
+            elbv2.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+    if not groups:
+        plan.add(f"target groups {names.base}-*", "none", None, None, "none tagged as this runbook's")
+    if lb is None:
+        plan.add(f"NLB {names.nlb}", "none", None, None, why_not)
+    elif plan.add(f"NLB {names.nlb}", "delete", lb["State"]["Code"], None, "the last piece of the chain"):
+        elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    return plan
+
+
+def wait_load_balancer_gone(ctx: Context) -> str:
+    lb, why_not = _load_balancer(ctx)
+    if lb is None and why_not != "not found":
+        return f"NLB {ctx.names.nlb}: {why_not}; nothing to wait for"
+    if not ctx.apply:
+        return PLAN_ONLY if lb is not None else f"NLB {ctx.names.nlb}: not found; nothing to wait for"
+    # By name: AWS may list a deleted NLB for a while; the waiter succeeds once it is not found.
+    seconds = waits.wait(ctx.aws.elbv2, "load_balancers_deleted", f"NLB {ctx.names.nlb} deleted",
+                         Names=[ctx.names.nlb])
+    return f"NLB {ctx.names.nlb} is gone after {seconds:.1f}s"
