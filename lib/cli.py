@@ -22,7 +22,7 @@ def _summary(result) -> str:
     for step in record.get("steps", []):
         lines.append(f"  step  {step['status']:<10} {step['notebook']:<22} {step['seconds']:>6.1f}s")
     planned = [row for row in record.get("plan", []) if row["action"] != "none"]
-    if record.get("command") == "plan":
+    if record.get("command") == "plan" or not record.get("changes") and planned:
         lines.append(f"  planned: {len(planned)} change(s) of {len(record.get('plan', []))} row(s)")
         lines += [f"    {row['action']:<7} {row['resource'][:70]}" for row in planned[:20]]
     changes = record.get("changes", [])
