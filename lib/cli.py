@@ -78,7 +78,7 @@ def _sandbox(args) -> int:
 
     params = load_params(args.env)
     world = None if args.empty else sandbox_link.world_spec_for(params)
-    sandbox = start_sandbox(account_id=params.account_id, region=params.region, world=world)
+    sandbox = start_sandbox(account_id=args.account_id or params.account_id, region=params.region, world=world)
     state = sandbox_link.announce(sandbox)
     print(f"sandbox running at {sandbox.endpoint} ({'empty' if args.empty else 'seeded for ' + params.environment})")
     print("other `runbook` commands on this machine find it automatically; elsewhere run:")
@@ -203,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")
+    p.add_argument("--account-id", help="the account the emulator answers as (default: ENV's account_id)")
     p.set_defaults(func=_sandbox)
     p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
     p.add_argument("env", nargs="?", default="local")
