@@ -98,14 +98,19 @@ def ensure_task_definition(ctx: Context, plan: Plan) -> str:
 
 # ---- security group rules ----------------------------------------------------------------------------
 
-def instance_security_group(world: World) -> str:
-    """The security group every cluster instance shares: where the host-port rule belongs."""
-    sets = [set(i["security_groups"]) for i in world.instances if i["state"] == "running"]
+def instance_security_groups(world: World) -> list[str]:
+    """Where the host-port rule belongs: the security group all cluster instances share, else each
+    instance's first (primary) group, so every instance admits the NLB whatever its groups."""
+    running = [i for i in world.instances if i["state"] == "running"]
+    bare = [i["instance_id"] for i in running if not i["security_groups"]]
+    if bare:
+        raise PreflightRefused(f"instance(s) {bare} have no security group; attach one so the host-port rule "
+                               "can admit the NLB subnets")
+    sets = [set(i["security_groups"]) for i in running]
     shared = sorted(set.intersection(*sets)) if sets else []
-    if not shared:
-        raise PreflightRefused("the cluster instances share no security group; attach one common security group "
-                               "to every container instance so the host-port rule covers them all")
-    return shared[0]
+    if shared:
+        return shared[:1]
+    return sorted({i["security_groups"][0] for i in running})
 
 
 def nlb_subnet_cidrs(ctx: Context, world: World) -> list[str]:
@@ -122,11 +127,14 @@ def owned_rules(ctx: Context, group_id: str) -> list[dict]:
 
 
 def ensure_security_group_rules(ctx: Context, world: World, plan: Plan) -> None:
-    group_id = instance_security_group(world)
     cidrs = nlb_subnet_cidrs(ctx, world)
     s = ctx.params.service
     host_ports = [s.host_port] + [e.host_port for e in s.extra_ports]
-    wanted = {(port, cidr) for port in host_ports for cidr in cidrs}
+    for group_id in instance_security_groups(world):
+        _ensure_rules_in_group(ctx, plan, group_id, {(port, cidr) for port in host_ports for cidr in cidrs})
+
+
+def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[tuple[int, str]]) -> None:
     existing = {(r["FromPort"], r.get("CidrIpv4")): r for r in owned_rules(ctx, group_id)}
     for port, cidr in sorted(wanted - set(existing)):
         if plan.add(f"{group_id} ingress tcp:{port} from {cidr}", "create", None, "allow",

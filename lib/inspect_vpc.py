@@ -231,6 +231,10 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
             add("warning", "host port already used",
                 f"{inst['instance_id']} ({inst['az']}) already uses port(s) {taken}; no task of ours fits there",
                 "choose a free service.host_port or move the other task")
+    bare = [i["instance_id"] for i in running if not i["security_groups"]]
+    if bare:
+        add("error", "instance without security group", f"{bare} have no security group",
+            "attach a security group to every container instance")
     capacity = len(placeable_instances(ctx, world))
     if running and len(world.instance_azs) < 2:
         add("warning", "instances in one AZ", f"all cluster instances are in {world.instance_azs}",

@@ -238,3 +238,14 @@ def test_target_group_detaches_when_no_listener_forwards_to_it(sandbox):
     assert attached() == {"detach-a": [], "detach-b": [lb["LoadBalancerArn"]]}
     elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
     assert attached() == {"detach-a": [], "detach-b": []}
+
+
+def test_instance_without_security_groups_gets_the_vpc_default_group(sandbox):
+    ec2 = client(sandbox, "ec2")
+    vpc_id = sandbox.world["vpc_id"]
+    subnet = sandbox.world["subnet_ids"][0]
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    default = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                    {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [default[0]["GroupId"]]
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])

@@ -9,7 +9,9 @@ ELBv2
 - Load balancers stay `provisioning` for `delays.nlb_provisioning` s (moto: active on first read).
 - NLBs get one network interface per subnet ("ELB net/NAME/ID"), removed on delete (moto: none).
 - Deleting a load balancer a VPC link targets fails with ResourceInUse (moto: deletes it).
-- Deleting a load balancer detaches it from its target groups (moto: dangling references).
+- Deleting a load balancer detaches it from its target groups (moto: dangling references); so does
+  deleting or modifying the last listener that forwards to one.
+- An instance launched in a VPC subnet without security groups gets the VPC's default group (moto: none).
 - Target groups key targets by (Id, Port) as AWS does (moto: by Id only, so one port per instance).
 - Target health is real: `initial` for `delays.target_healthy` s (and while the NLB provisions),
   then `healthy`; `unhealthy` (Target.FailedHealthChecks) when the instance is not running or,
@@ -93,7 +95,29 @@ def install(delays: Any | None = None) -> None:
         _install_elbv2()
         _install_apigateway()
         _install_ecs()
+        _install_ec2()
         _INSTALLED = True
+
+
+def _install_ec2() -> None:
+    from moto.ec2.models.instances import InstanceBackend
+
+    def run_instances(orig: Any) -> Any:
+        # AWS puts an instance launched in a VPC subnet without security groups in that VPC's default
+        # security group; moto leaves it in none, which no AWS account can show.
+        def f(self: Any, image_id: str, count: int, user_data: Any, security_group_names: list[str],
+              **kwargs: Any) -> Any:
+            if (not security_group_names and not kwargs.get("security_group_ids")
+                    and not kwargs.get("launch_template") and kwargs.get("subnet_id")):
+                subnet = self.get_subnet(kwargs["subnet_id"])
+                default = self.get_default_security_group(subnet.vpc_id)
+                if default is not None:
+                    kwargs["security_group_ids"] = [default.id]
+            return orig(self, image_id, count, user_data, security_group_names, **kwargs)
+
+        return f
+
+    _wrap(InstanceBackend, "run_instances", "ec2.run_instances", run_instances)
 
 
 def _wrap(cls: Any, name: str, key: str, factory: Any) -> None:
