@@ -147,6 +147,7 @@ def test_host_port_change_updates_the_chain_coherently(sandbox, applied, tmp_pat
     ({"service__desired_count": 3}, "desired count larger than instances"),
     ({"service__deployment": {"minimum_healthy_percent": 100, "maximum_percent": 100}},
      "deployment cannot roll with a fixed port"),
+    ({"nlb__subnets": ["subnet-0123456789abcdef0"]}, "subnet outside the VPC"),
 ])
 def test_settings_that_would_stall_are_refused_at_plan_time(sandbox, applied, tmp_path, changes, expected):
     path = write_params(tmp_path, **changes)
