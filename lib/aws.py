@@ -169,8 +169,21 @@ def connect(params: Params) -> Aws:
     return Aws(make_session(params), CallRecorder(Path(log) if log else None))
 
 
+def check_region(aws: Aws, params: Params) -> None:
+    """Refuse (exit 2) when the session resolved to another region than params.region (profile/role config)."""
+    if aws.region != params.region:
+        raise GuardRefused(
+            f"region guard: the AWS session is in region {aws.region or '(none)'} but params say region "
+            f"{params.region}; fix the profile's region or the params. Nothing was changed."
+        )
+
+
 def check_account(aws: Aws, params: Params) -> dict:
-    """Refuse (exit 2) unless the caller is in params.account_id; returns the caller identity."""
+    """Refuse (exit 2) unless the session is in params.region and the caller is in params.account_id.
+
+    Returns the caller identity.
+    """
+    check_region(aws, params)
     identity = aws.sts.get_caller_identity()
     if identity["Account"] != params.account_id:
         raise GuardRefused(

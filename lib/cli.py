@@ -156,11 +156,68 @@ def _unlock(args) -> int:
     return 0
 
 
+def _runs_env(env: str | None):
+    """ENV of `runbook runs`: an environment name (runs/<name>/) or a params file; returns (name, params or None)."""
+    from .params import load_params, resolve_params_path
+
+    if env is None:
+        return None, None
+    if resolve_params_path(env).exists():
+        params = load_params(env)
+        return params.environment, params
+    return env, None
+
+
+def _s3_client(params):
+    """S3 through boto3's standard configuration; the params' profile/role/region (and sandbox) when given."""
+    import boto3
+
+    from . import aws as aws_mod
+    from . import sandbox_link
+
+    if params is None:
+        return boto3.Session().client("s3", config=aws_mod.RETRY_CONFIG)
+    if params.sandbox:
+        sandbox_link.use_running_sandbox()
+    return aws_mod.make_session(params).client("s3", config=aws_mod.RETRY_CONFIG)
+
+
 def _runs(args) -> int:
+    from . import audit
     from .runner import runs_root
 
     root = runs_root()
-    envs = [args.env] if args.env else sorted(p.name for p in root.glob("*") if p.is_dir())
+    env, params = _runs_env(args.env)
+    if args.push:
+        try:
+            audit.parse_s3_url(args.push)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.verify or args.push:
+        problems = audit.verify(root, env)
+        for p in problems:
+            print(f"TAMPERED {p['environment']}/{p['run_id']}  {p['file']}: {p['problem']}")
+        records = audit.run_dirs(root, env)
+        if problems:
+            runs = sorted({f"{p['environment']}/{p['run_id']}" for p in problems})
+            print(f"{len(runs)} of {len(records)} run record(s) changed after the fact: {', '.join(runs)}",
+                  file=sys.stderr)
+            if args.push:
+                print("not pushing records that fail verification", file=sys.stderr)
+            return 1
+        print(f"{len(records)} run record(s) intact: artifacts and the chain of records verify")
+        if args.push:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                keys = audit.push(_s3_client(params), root, args.push, env)
+            except (BotoCoreError, ClientError) as exc:
+                print(f"error: could not push to {args.push}: {exc}", file=sys.stderr)
+                return 1
+            print(f"pushed {len(keys)} file(s) of {len(records)} run record(s) to {args.push.rstrip('/')}/")
+        return 0
+    envs = [env] if env else sorted(p.name for p in root.glob("*") if p.is_dir())
     print(f"{'run':<30} {'environment':<12} {'command':<8} {'status':<10} {'changes':>7}  checks")
     for env in envs:
         for record_path in sorted((root / env).glob("*/run.json")):
@@ -169,6 +226,16 @@ def _runs(args) -> int:
             print(f"{record['run_id']:<30} {record['environment']:<12} {record['command']:<8} "
                   f"{record['status']:<10} {len(record.get('changes', [])):>7}  "
                   f"{len(record.get('checks', []))} ({failed} failed)")
+    return 0
+
+
+def _policy(args) -> int:
+    """Print the least-privilege IAM policy for plan, apply, verify, repair and destroy of ENV."""
+    from . import policy
+    from .params import load_params
+
+    document = policy.policy_document(load_params(args.env), wildcard_resources=args.any_resource)
+    print(json.dumps(document, indent=2))
     return 0
 
 
@@ -197,9 +264,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
     p.add_argument("--force", action="store_true", help="break the lock (only when its run is dead)")
     p.set_defaults(func=_unlock)
-    p = sub.add_parser("runs", help="list audit records")
-    p.add_argument("env", nargs="?")
+    p = sub.add_parser("runs", help="list audit records; --verify checks them, --push copies them to S3")
+    p.add_argument("env", nargs="?", help="an environment name (runs/ENV/) or params file (default: all)")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash every record's artifacts and the chain of records; exit 1 if any changed")
+    p.add_argument("--push", metavar="S3_URL",
+                   help="verify, then upload every run folder to s3://bucket/prefix/ENV/RUN_ID/")
     p.set_defaults(func=_runs)
+    p = sub.add_parser("policy", help="print the IAM policy document an operator needs (JSON)")
+    p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+    p.add_argument("--any-resource", action="store_true",
+                   help="same actions on Resource '*', without conditions (for emulators that check only actions)")
+    p.set_defaults(func=_policy)
     p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import audit, sandbox_link
 from . import aws as aws_mod
 from . import lock as lock_mod
-from . import sandbox_link
 from .context import RUN_DIR_ENV
 from .errors import GuardRefused, ParamsError, RunbookError
 from .params import Params, load_params, resolve_params_path
@@ -114,12 +114,15 @@ def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_out
         return ("refused" if exc.ename in REFUSALS else "failed"), error
 
 
-def _changes(call_log: Path) -> list[dict]:
+def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
+    """(changes, failed): every mutating call with its target resource, result and time, split by result."""
     if not call_log.exists():
-        return []
+        return [], []
     calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()]
-    return [{"service": c["service"], "operation": c["operation"], "resource": c["resource"]}
-            for c in calls if c["mutating"] and c["result"] == "ok"]
+    rows = [{"service": c["service"], "operation": c["operation"], "resource": c["resource"], "result": c["result"],
+             "at": datetime.fromtimestamp(c["time"], UTC).isoformat(timespec="milliseconds")}
+            for c in calls if c["mutating"]]
+    return [r for r in rows if r["result"] == "ok"], [r for r in rows if r["result"] != "ok"]
 
 
 def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False, yes: bool = False,
@@ -138,8 +141,9 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
         "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
         "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
         "region": params.region, "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
-        "params_sha256": params.sha256(), "code_version": code_version(), "steps": [], "changes": [],
-        "checks": [],
+        "params_sha256": params.sha256(), "params": params.model_dump(mode="json"),
+        "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT), "steps": [], "changes": [],
+        "failed_changes": [], "checks": [],
     }
     exit_code = 1
     lock = None
@@ -194,14 +198,20 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
     finally:
         if lock is not None:
             _release(lock)
-        record["changes"] = _changes(call_log)
+        record["changes"], record["failed_changes"] = _mutating_calls(call_log)
         record["finished_at"] = now()
-        (run_dir / "run.json").write_text(json.dumps(record, indent=2))
-        _write_pages(run_dir, record)
-        os.environ.pop(RUN_DIR_ENV, None)
-        os.environ.pop(aws_mod.CALL_LOG_ENV, None)
-        if owned is not None:
-            owned.stop()
+        # The pages first (index.html summarises the record), then the seal: run.json with the hashes of
+        # every other file of the run and of the previous record (see audit.py).
+        try:
+            try:
+                _write_pages(run_dir, record)
+            finally:
+                audit.seal(run_dir, record)
+        finally:
+            os.environ.pop(RUN_DIR_ENV, None)
+            os.environ.pop(aws_mod.CALL_LOG_ENV, None)
+            if owned is not None:
+                owned.stop()
 
 
 def _release(lock: lock_mod.Lock) -> None:

@@ -80,5 +80,6 @@ def test_a_duplicate_rest_api_left_by_overlapping_runs_is_removed(sandbox):
     result = run("apply", LOCAL, notebooks=[("40_api", "apply")])
     rec = record(result)
     assert result.exit_code == 0, rec.get("error")
-    assert rec["changes"] == [{"service": "apigateway", "operation": "DeleteRestApi", "resource": f"restApiId={extra}"}]
+    assert [{k: c[k] for k in ("service", "operation", "resource", "result")} for c in rec["changes"]] == [
+        {"service": "apigateway", "operation": "DeleteRestApi", "resource": f"restApiId={extra}", "result": "ok"}]
     assert owned(sandbox)["rest_apis"] == [mapped]
