@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from . import waits
 from .context import Context
+from .ecs_service import describe_service
 from .loadbalancer import owned_target_groups
 from .plan import Plan
 from .routes import owned_rest_apis
@@ -80,12 +81,8 @@ def remove_api(ctx: Context) -> Plan:
 
 def _service(ctx: Context) -> tuple[dict | None, str]:
     """(our service unless INACTIVE, why not when None)."""
-    try:
-        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
-                                                 include=["TAGS"])["services"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
-            raise
+    services = describe_service(ctx)
+    if services is None:
         return None, f"cluster {ctx.params.cluster} not found"
     live = [s for s in services if s.get("status") != "INACTIVE"]
     if not live:
@@ -137,14 +134,7 @@ def remove_service(ctx: Context) -> Plan:
 
 
 def wait_service_gone(ctx: Context) -> str:
-    try:
-        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster,
-                                                 services=[ctx.names.ecs_service])["services"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
-            raise
-        services = []
-    if not any(s.get("status") != "INACTIVE" for s in services):
+    if not any(s.get("status") != "INACTIVE" for s in describe_service(ctx) or []):
         return f"ECS service {ctx.names.ecs_service} is gone (INACTIVE or never created)"
     if not ctx.apply:
         return PLAN_ONLY

@@ -157,15 +157,19 @@ def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[
 
 # ---- the service ---------------------------------------------------------------------------------------
 
-def find_service(ctx: Context) -> dict | None:
+def describe_service(ctx: Context) -> list[dict] | None:
+    """The service records ECS has under our service name (any status, with tags); None without the cluster."""
     try:
-        services = ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
-                                                 include=["TAGS"])["services"]
+        return ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
+                                             include=["TAGS"])["services"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ClusterNotFoundException":
             raise
         return None
-    live = [s for s in services if s.get("status") == "ACTIVE"]
+
+
+def find_service(ctx: Context) -> dict | None:
+    live = [s for s in describe_service(ctx) or [] if s.get("status") == "ACTIVE"]
     if live and not ctx.names.owns(live[0].get("tags")):
         raise StepFailed(f"an ECS service named {ctx.names.ecs_service} exists in {ctx.params.cluster} but is not "
                          "tagged as this runbook's; rename service.name or remove it")
