@@ -43,6 +43,12 @@ ECS
 - Tasks started with run_task/start_task keep RUNNING (moto walks them to STOPPED as they are
   described); container instances show real running/pending counts, remaining PORTS/CPU/MEMORY,
   and agentConnected false while their EC2 instance is not running (their targets go unhealthy).
+IAM (when enforcement is on: POST /moto-api/reset-auth)
+- API Gateway requests are authorized as apigateway:<HTTP verb> (moto: apigateway:<Operation>), and
+  bodiless GET/DELETE requests verify (moto: 403 SignatureDoesNotMatch for every API Gateway GET).
+- Tagging on create also needs the tagging action (elasticloadbalancing:AddTags, ec2:CreateTags,
+  ecs:TagResource, ssm:AddTagsToResource), and an ECS role ARN needs iam:PassRole (moto: not checked).
+- AccessDenied names the action, in JSON for JSON services (moto: XML botocore cannot parse for them).
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ def install(delays: Any | None = None) -> None:
         _install_apigateway()
         _install_ecs()
         _install_ec2()
+        _install_iam()
         _INSTALLED = True
 
 
@@ -1151,6 +1158,113 @@ def _refresh_instances(ecs: Any) -> None:
         cluster.active_services_count = sum(
             1 for s in ecs.services.values() if s.cluster_name == cluster.name and s.status == "ACTIVE"
         )
+
+
+# ---- IAM enforcement (moto's INITIAL_NO_AUTH_ACTION_COUNT / POST /moto-api/reset-auth) -----------------
+
+# Tagging on create, and handing a role to a service, are authorized separately by AWS (the caller needs the
+# tagging action and iam:PassRole too); moto checks only the request's own action.
+_TAG_ON_CREATE = {
+    "elasticloadbalancing": ("elasticloadbalancing:AddTags", ("Tags.member.",)),
+    "ec2": ("ec2:CreateTags", ("TagSpecification.",)),
+    "ecs": ("ecs:TagResource", ("tags",)),
+    "ssm": ("ssm:AddTagsToResource", ("Tags",)),
+}
+_PASSED_ROLES = {"ecs": ("taskRoleArn", "executionRoleArn", "role")}
+
+
+def _request_fields(req: Any) -> dict[str, Any]:
+    """The request's parameters: the JSON body (JSON protocols) or the query/form fields (query protocols)."""
+    body = req._body
+    if body:
+        try:
+            parsed = json.loads(body)
+            if isinstance(parsed, dict):
+                return parsed
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return {k: (v[0] if isinstance(v, list) and v else v) for k, v in (req._data or {}).items()}
+
+
+def _implied_actions(req: Any) -> list[tuple[str, str]]:
+    """(action, resource) pairs AWS also authorizes for this request: tag-on-create and iam:PassRole."""
+    fields = _request_fields(req)
+    service, operation = req._action.split(":", 1)
+    implied = []
+    tagging = _TAG_ON_CREATE.get(service)
+    if tagging and operation.startswith(("Create", "Register", "Put", "Authorize", "Run")):
+        action, prefixes = tagging
+        if any(k.startswith(prefixes) and fields[k] for k in fields):
+            implied.append((action, "*"))
+    for key in _PASSED_ROLES.get(service, ()):
+        if isinstance(fields.get(key), str) and fields[key].startswith("arn:"):
+            implied.append(("iam:PassRole", fields[key]))
+    return implied
+
+
+def _json_protocol(req: Any) -> bool:
+    content_type = {k.lower(): v for k, v in req._headers.items()}.get("content-type", "")
+    return req._service not in ("ec2", "elasticloadbalancing", "iam", "sts") and "www-form-urlencoded" not in content_type
+
+
+def _install_iam() -> None:
+    from moto.core.exceptions import JsonRESTError
+    from moto.iam import access_control as ac
+
+    base = ac.IAMRequestBase
+
+    def init(orig: Any) -> Any:
+        def f(self: Any, *args: Any, **kwargs: Any) -> None:
+            orig(self, *args, **kwargs)
+            # API Gateway's IAM actions are the HTTP verbs of its management API (moto: operation names).
+            if self._service == "apigateway":
+                self._action = f"apigateway:{self._method}"
+        return f
+
+    def create_aws_request(orig: Any) -> Any:
+        def f(self: Any) -> Any:
+            request = orig(self)
+            # A bodiless REST request was signed over an empty payload (moto re-signs it over the query fields).
+            if self._method in ("GET", "HEAD", "DELETE") and not self._body:
+                request.data = b""
+            return request
+        return f
+
+    def check_action_permitted(orig: Any) -> Any:
+        def f(self: Any, resource: str) -> None:
+            orig(self, resource)
+            requested = self._action
+            try:
+                for action, target in _implied_actions(self):
+                    self._action = action
+                    self._implied_resource = target
+                    orig(self, target)
+            finally:
+                self._action = requested
+        return f
+
+    def raise_access_denied(orig: Any) -> Any:
+        def f(self: Any) -> None:
+            resource = getattr(self, "_implied_resource", None)
+            on = f" on resource: {resource}" if resource and resource != "*" else ""
+            message = (f"User: {self._access_key.arn} is not authorized to perform: {self._action}{on} "
+                       f"because no identity-based policy allows the {self._action} action")
+            if _json_protocol(self):
+                # JSON services answer in JSON (moto: always XML, which botocore cannot parse for them).
+                err = JsonRESTError("AccessDeniedException", message)
+                err.code = 403
+                raise err
+            from moto.iam.exceptions import AccessDeniedError
+
+            exc = AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
+            exc.message = message
+            raise exc
+        return f
+
+    base.__init__ = init(base.__init__)
+    base._create_aws_request = create_aws_request(base._create_aws_request)
+    base.check_action_permitted = check_action_permitted(base.check_action_permitted)
+    ac.IAMRequest._raise_access_denied = raise_access_denied(ac.IAMRequest._raise_access_denied)
 
 
 __all__ = ["LOCK", "install", "set_vpc_link_status"]
