@@ -239,6 +239,15 @@ def _policy(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    """Write Terraform import blocks and resources for what the runbook created (read-only)."""
+    from .export import export
+
+    result, out = export(args.env, args.out, args.format)
+    print(result.summary(out))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="runbook", description="Expose a private ECS service through "
                                   "API Gateway, a VPC link and an internal NLB.")
@@ -276,6 +285,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--any-resource", action="store_true",
                    help="same actions on Resource '*', without conditions (for emulators that check only actions)")
     p.set_defaults(func=_policy)
+    p = sub.add_parser("export", help="read-only: write Terraform import blocks and resources for what the "
+                       "runbook created, to adopt it without recreating anything")
+    p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+    p.add_argument("--format", choices=["terraform"], default="terraform", help="output format (terraform)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: terraform/<environment>)")
+    p.set_defaults(func=_export)
     p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")

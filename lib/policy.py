@@ -14,7 +14,7 @@ from .params import Params
 
 # Every module whose code calls AWS; each declares the IAM actions it calls in PERMISSIONS, next to its code.
 STEP_MODULES = ("inspect_vpc", "loadbalancer", "vpclink", "ecs_service", "routes", "checks", "repair", "destroy",
-                "lock")
+                "lock", "export")
 # boto3 service name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
