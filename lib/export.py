@@ -272,6 +272,22 @@ def _elb_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict]]:
     return tags
 
 
+# -- security groups (the V2 link's, an ALB's, awsvpc tasks': whatever the runbook created) --
+
+def owned_security_groups(ctx: Context) -> list[dict]:
+    """The security groups of the VPC tagged as this environment's runbook's."""
+    return [g for page in ctx.aws.ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]}]) for g in page["SecurityGroups"]
+        if ctx.names.owns(g.get("Tags"))]
+
+
+def security_group_body(group: dict, refs: Refs) -> dict:
+    # No inline ingress/egress blocks: the provider then leaves the group's rules alone, and the rules the
+    # runbook added are their own aws_vpc_security_group_ingress_rule resources.
+    body = {"name": group["GroupName"], "description": group.get("Description"), "vpc_id": group.get("VpcId")}
+    return _with_tags(_compact(body), group.get("Tags"))
+
+
 # -- load balancer, target groups, listeners --
 
 def discover_load_balancers(d: Discovery) -> list[dict]:
@@ -601,6 +617,13 @@ def _uri(uri: str | None, refs: Refs) -> Any:
     return uri
 
 
+def _link_ref(link_id: str | None, refs: Refs) -> Any:
+    for tf_type in ("aws_api_gateway_vpc_link", "aws_apigatewayv2_vpc_link"):
+        if link_id and refs.get(tf_type, link_id):
+            return refs.attr(tf_type, link_id, "id")
+    return link_id
+
+
 def integration_body(integration: dict, refs: Refs) -> dict:
         connection = integration.get("connectionId")
         method_id = f"{integration['restApiId']}/{integration['resourceId']}/{integration['methodHttpMethod']}"
@@ -613,9 +636,8 @@ def integration_body(integration: dict, refs: Refs) -> dict:
             "integration_http_method": integration.get("httpMethod"),
             "uri": _uri(integration.get("uri"), refs),
             "connection_type": integration.get("connectionType"),
-            # A literal link id becomes a reference; ${stageVariables.vpcLinkId} stays literal (escaped).
-            "connection_id": (refs.attr("aws_api_gateway_vpc_link", connection, "id")
-                              if connection and not connection.startswith("${") else connection),
+            # A literal link id (V1 or V2) becomes a reference; ${stageVariables.vpcLinkId} stays literal.
+            "connection_id": _link_ref(connection, refs),
             "integration_target": (refs.attr("aws_lb", integration["integrationTarget"], "arn")
                                    if integration.get("integrationTarget") else None),
             "request_parameters": dict(sorted((integration.get("requestParameters") or {}).items())) or None,
@@ -636,8 +658,7 @@ def discover_stages(d: Discovery) -> list[dict]:
 
 def stage_body(stage: dict, refs: Refs) -> dict:
     api = stage["restApiId"]
-    variables = {k: (refs.attr("aws_api_gateway_vpc_link", v, "id") if refs.get("aws_api_gateway_vpc_link", v) else v)
-                 for k, v in sorted((stage.get("variables") or {}).items())}
+    variables = {k: _link_ref(v, refs) for k, v in sorted((stage.get("variables") or {}).items())}
     body = {
         "rest_api_id": refs.attr("aws_api_gateway_rest_api", api, "id"),
         "stage_name": stage["stageName"],
@@ -705,6 +726,8 @@ def _mapping_import_id(mapping: dict) -> str:
 def kinds() -> list[Kind]:
     """The table, in dependency order (a kind's discovery may read what earlier kinds found)."""
     return [
+        Kind("aws_security_group", "security group", lambda d: owned_security_groups(d.ctx), lambda r: r["GroupId"],
+             lambda r: slug(r["GroupName"]), security_group_body),
         Kind("aws_lb", "load balancer", discover_load_balancers, lambda r: r["LoadBalancerArn"],
              lambda r: slug(r["LoadBalancerName"]), load_balancer_body),
         Kind("aws_lb_target_group", "target group", discover_target_groups, lambda r: r["TargetGroupArn"],
@@ -844,6 +867,10 @@ def render(params: Params, items: list[Item], skipped: dict[str, str]) -> dict[s
 
 def _readme(params: Params, items: list[Item], skipped: dict[str, str]) -> str:
     rows = "\n".join(f"| `{i.address}` | `{i.import_id}` |" for i in items)
+    v2 = any(i.tf_type == "aws_api_gateway_integration" and i.live.get("integrationTarget") for i in items)
+    v2_note = ("\nThe integration uses a VPC link V2 (`integration_target` names the load balancer): that argument "
+               "needs an AWS\nprovider release that supports VPC link V2 for REST APIs (November 2025 or later); "
+               "raise the provider version\nin `versions.tf` if `terraform validate` does not know it.\n") if v2 else ""
     missing = "\n".join(f"- `{t}`: {why}" for t, why in skipped.items()) or "- nothing: every kind was found"
     return f"""# Terraform for `{params.environment}` ({params.service.name}), adopted from the runbook
 
@@ -871,7 +898,7 @@ same files.
 The integration reads the VPC link id from the stage variable: `"$${{stageVariables.vpcLinkId}}"` is HCL for
 the literal `${{stageVariables.vpcLinkId}}`. Only the deployment each stage serves is imported; older
 deployments are history that API Gateway deletes with the REST API.
-
+{v2_note}
 | address | import id |
 | --- | --- |
 {rows}
