@@ -41,6 +41,12 @@ def _summary(result) -> str:
 def _run(args) -> int:
     from .runner import run
 
+    if isinstance(args.env, list):  # apply takes several environments
+        if len(args.env) > 1:
+            from .runner import run_many
+
+            return run_many(args.env, parallel=args.parallel, confirm=args.confirm, log_output=args.log_output)
+        args.env = args.env[0]
     result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output,
                  yes=getattr(args, "yes", False))
     print(_summary(result))
@@ -260,7 +266,13 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         if name in ("destroy", "repair"):
             p.add_argument("--yes", action="store_true", help="apply the plan (otherwise only show it)")
-        p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+        if name == "apply":
+            p.add_argument("env", nargs="+", help="params/ENV.yaml or a path to a YAML file; several: one run "
+                           "(own lock and record) each")
+            p.add_argument("--parallel", type=int, default=1, metavar="N",
+                           help="with several ENVs: apply at most N at once (default 1)")
+        else:
+            p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
         p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")
         p.add_argument("--log-output", action="store_true", help="stream notebook output while it runs")
         p.set_defaults(func=_run)
