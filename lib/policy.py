@@ -16,13 +16,14 @@ from .params import Params
 STEP_MODULES = ("inspect_vpc", "loadbalancer", "vpclink", "ecs_service", "routes", "checks", "repair", "destroy",
                 "lock", "export")
 # boto3 service name -> IAM service prefix, where they differ.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "apigatewayv2": "apigateway"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
-HTTP_VERB_SERVICES = {"apigateway"}
+HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # apigatewayv2 (VPC link V2) is authorized as apigateway:*
 # Resource types (ARN resource part, up to the first variable) the runbook reads or changes; IAM's database
 # lists many more per action (ALB, gateway LB, capacity providers ...) that we never touch and so never grant.
 OUR_RESOURCE_TYPES = {
-    "elasticloadbalancing": ("loadbalancer/net/", "listener/net/", "targetgroup/"),
+    "elasticloadbalancing": ("loadbalancer/net/", "listener/net/", "loadbalancer/app/", "listener/app/",
+                             "targetgroup/"),
     "ecs": ("service/", "task-definition/", "task/", "container-instance/", "cluster/"),
     "ssm": ("parameter/",),
     "ec2": ("security-group/", "security-group-rule/"),
@@ -64,7 +65,7 @@ def iam_action(service: str, operation: str) -> str:
     """The IAM action a boto3 call needs: elbv2 DescribeTags -> elasticloadbalancing:DescribeTags,
     apigateway GetRestApis -> apigateway:GET (the operation's HTTP method, from botocore's service model)."""
     if service in HTTP_VERB_SERVICES:
-        return f"{service}:{_service_model(service).operation_model(operation).http['method']}"
+        return f"{IAM_PREFIX.get(service, service)}:{_service_model(service).operation_model(operation).http['method']}"
     return f"{IAM_PREFIX.get(service, service)}:{operation}"
 
 
@@ -88,11 +89,12 @@ def _apigateway_resources(params: Params) -> dict[str, list[str]]:
     scoped by kind (/restapis/*, /vpclinks/*); the custom domain and its mappings by the env's domain name."""
     domain = f"/domainnames/{params.api.domain_name}"
     paths = {
-        "GET": ["/restapis", "/restapis/*", "/vpclinks", "/vpclinks/*", domain, f"{domain}/*"],
-        "POST": ["/restapis", "/restapis/*", "/vpclinks", f"{domain}/basepathmappings"],
+        "GET": ["/restapis", "/restapis/*", "/vpclinks", "/vpclinks/*", "/v2/vpclinks", "/v2/vpclinks/*", domain,
+                f"{domain}/*"],
+        "POST": ["/restapis", "/restapis/*", "/vpclinks", "/v2/vpclinks", f"{domain}/basepathmappings"],
         "PUT": ["/restapis/*"],
         "PATCH": ["/restapis/*", f"{domain}/basepathmappings/*"],
-        "DELETE": ["/restapis/*", "/vpclinks/*", f"{domain}/basepathmappings/*"],
+        "DELETE": ["/restapis/*", "/vpclinks/*", "/v2/vpclinks/*", f"{domain}/basepathmappings/*"],
     }
     return {verb: [f"arn:aws:apigateway:{params.region}::{p}" for p in ps] for verb, ps in paths.items()}
 
@@ -152,7 +154,11 @@ def resources_for(action: str, params: Params) -> list[str]:
     ours = []
     for arn_format in sorted(formats):
         resource = arn_format.split(":", 5)[5]
-        if not resource.startswith(ACTION_RESOURCE_TYPES.get(action, OUR_RESOURCE_TYPES.get(service, ()))):
+        types = ACTION_RESOURCE_TYPES.get(action, OUR_RESOURCE_TYPES.get(service, ()))
+        if service == "elasticloadbalancing":  # only the load balancer type this environment uses
+            unused = "/net/" if params.nlb.type == "application" else "/app/"
+            types = tuple(t for t in types if unused not in t)
+        if not resource.startswith(types):
             continue
         ours.append(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], arn_format))
     if not ours:
