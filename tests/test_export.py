@@ -317,3 +317,36 @@ def test_security_groups_the_runbook_created_are_exported_with_references(export
     assert rule_body["security_group_id"] == f"${{{group_address}.id}}"
     assert blocks[group_address]["vpc_id"] == params.vpc_id and blocks[group_address]["tags"] == TAGS
     assert sorted(addr for addr, _ in found) == sorted(blocks)
+
+
+def test_every_port_and_every_task_definition_revision_is_exported(exported, sandbox, tmp_path):
+    """Another apply with an extra exposed port: two target groups, two listeners, a second task definition
+    revision and more rules; each is imported once, and each listener forwards to its own group by address."""
+    from .conftest import write_params
+
+    params = exported["params"]
+    changed = write_params(tmp_path, service__extra_ports=[{"container_port": 7777, "host_port": 10001,
+                                                             "expose": True}])
+    result = run("apply", str(changed))
+    assert result.exit_code == 0, result.record.get("error")
+    out = runbook_export(tmp_path / "out")
+    assert out.returncode == 0, out.stderr
+    parsed = parse(tmp_path / "out")
+    expected = expected_ids(sandbox, params)
+    assert len(expected["aws_lb_listener"]) == 2 and len(expected["aws_ecs_task_definition"]) == 2
+    found = imports(parsed)
+    for tf_type, ids in expected.items():
+        assert sorted(i for a, i in found if a.split(".")[0] == tf_type) == sorted(ids), tf_type
+    blocks = resources(parsed)
+    groups = {b["port"]: f"${{{a}.arn}}" for a, b in blocks.items() if a.startswith("aws_lb_target_group.")}
+    listeners = {b["port"]: b for a, b in blocks.items() if a.startswith("aws_lb_listener.")}
+    assert sorted(groups) == sorted(listeners) == [10000, 10001]
+    for port, listener in listeners.items():
+        assert listener["default_action"][0]["target_group_arn"] == groups[port]
+    (service,) = [b for a, b in blocks.items() if a.startswith("aws_ecs_service.")]
+    live = sandbox.session(params.region).client("ecs").describe_services(
+        cluster=params.cluster, services=[params.service.name])["services"][0]
+    (current,) = [a for a in blocks if a.startswith("aws_ecs_task_definition.")
+                  and a.endswith("_" + live["taskDefinition"].rsplit(":", 1)[1])]
+    assert service["task_definition"] == f"${{{current}.arn}}"
+    assert sorted(lb["target_group_arn"] for lb in service["load_balancer"]) == sorted(groups.values())
