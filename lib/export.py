@@ -26,14 +26,14 @@ from botocore.exceptions import ClientError
 from . import aws as aws_mod
 from . import sandbox_link
 from .context import Context
-from .destroy import _domain_mappings
+from .destroy import _domain_mappings, _load_balancer, _owned_groups
 from .ecs_service import find_service
 from .errors import RunbookError, StepFailed
-from .loadbalancer import find_load_balancer, owned_target_groups
+from .loadbalancer import owned_target_groups
 from .names import Names
 from .params import Params, load_params
 from .routes import _get_integration, _proxy_resource, owned_rest_apis
-from .vpclink import owned_links
+from .vpclink import owned_links, owned_links_v2
 
 PERMISSIONS = [
     "sts:GetCallerIdentity",
@@ -274,13 +274,6 @@ def _elb_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict]]:
 
 # -- security groups (the V2 link's, an ALB's, awsvpc tasks': whatever the runbook created) --
 
-def owned_security_groups(ctx: Context) -> list[dict]:
-    """The security groups of the VPC tagged as this environment's runbook's."""
-    return [g for page in ctx.aws.ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]}]) for g in page["SecurityGroups"]
-        if ctx.names.owns(g.get("Tags"))]
-
-
 def security_group_body(group: dict, refs: Refs) -> dict:
     # No inline ingress/egress blocks: the provider then leaves the group's rules alone, and the rules the
     # runbook added are their own aws_vpc_security_group_ingress_rule resources.
@@ -291,16 +284,20 @@ def security_group_body(group: dict, refs: Refs) -> dict:
 # -- load balancer, target groups, listeners --
 
 def discover_load_balancers(d: Discovery) -> list[dict]:
-    try:
-        lb = find_load_balancer(d.ctx)
-    except StepFailed as exc:
-        d.notes["aws_lb"] = f"skipped: {exc}"
-        return []
-    if lb is None:
-        return []
-    arn = lb["LoadBalancerArn"]
-    attributes = d.ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
-    return [{**lb, "Attributes": {a["Key"]: a["Value"] for a in attributes}, "Tags": _elb_tags(d.ctx, [arn])[arn]}]
+    """Ours under any name it may have had (NLB or ALB), as destroy finds them."""
+    found, why_not = [], []
+    for name in d.ctx.names.load_balancer_names:
+        lb, why = _load_balancer(d.ctx, name)
+        if lb is None:
+            why_not.append(f"{name}: {why}")
+            continue
+        arn = lb["LoadBalancerArn"]
+        attributes = d.ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+        found.append({**lb, "Attributes": {a["Key"]: a["Value"] for a in attributes},
+                      "Tags": _elb_tags(d.ctx, [arn])[arn]})
+    if not found:
+        d.notes["aws_lb"] = "; ".join(why_not)
+    return found
 
 
 def load_balancer_body(lb: dict, refs: Refs) -> dict:
@@ -399,6 +396,16 @@ def vpc_link_body(link: dict, refs: Refs) -> dict:
         "target_arns": [refs.attr("aws_lb", arn, "arn") for arn in link.get("targetArns", [])],
     }
     return _with_tags(_compact(body), link.get("tags"))
+
+
+def vpc_link_v2_body(link: dict, refs: Refs) -> dict:
+    body = {
+        "name": link["name"],
+        "subnet_ids": sorted(link.get("subnetIds", [])),
+        "security_group_ids": _sort_security_groups(
+            [refs.attr("aws_security_group", g, "id") for g in link.get("securityGroupIds", [])]),
+    }
+    return _with_tags(body, link.get("tags"))
 
 
 # -- ECS --
@@ -726,7 +733,7 @@ def _mapping_import_id(mapping: dict) -> str:
 def kinds() -> list[Kind]:
     """The table, in dependency order (a kind's discovery may read what earlier kinds found)."""
     return [
-        Kind("aws_security_group", "security group", lambda d: owned_security_groups(d.ctx), lambda r: r["GroupId"],
+        Kind("aws_security_group", "security group", lambda d: _owned_groups(d.ctx), lambda r: r["GroupId"],
              lambda r: slug(r["GroupName"]), security_group_body),
         Kind("aws_lb", "load balancer", discover_load_balancers, lambda r: r["LoadBalancerArn"],
              lambda r: slug(r["LoadBalancerName"]), load_balancer_body),
@@ -736,6 +743,9 @@ def kinds() -> list[Kind]:
              lambda r: slug(f"{r['LoadBalancerName']}_{r['Protocol']}_{r['Port']}"), listener_body),
         Kind("aws_api_gateway_vpc_link", "VPC link", discover_vpc_links, lambda r: r["id"],
              lambda r: slug(r["name"]), vpc_link_body),
+        Kind("aws_apigatewayv2_vpc_link", "VPC link V2",
+             lambda d: [v for v in owned_links_v2(d.ctx) if v.get("status") != "DELETING"], lambda r: r["id"],
+             lambda r: slug(r["name"]), vpc_link_v2_body),
         Kind("aws_ecs_task_definition", "task definition", lambda d: owned_task_definitions(d.ctx),
              lambda r: r["taskDefinitionArn"], lambda r: slug(f"{r['family']}_{r['revision']}"),
              task_definition_body),

@@ -20,7 +20,6 @@ from vpclink_runbooks.params import load_params
 from vpclink_runbooks.runner import run
 
 from .conftest import ROOT
-from .lifecycle import owned
 
 LOCAL = str(ROOT / "params" / "local.yaml")
 TAGS = {"runbook:environment": "local", "runbook:service": "orders", "runbook:managed-by": "vpclink-runbooks"}
@@ -30,11 +29,11 @@ TAGGED = {"aws_lb", "aws_lb_target_group", "aws_lb_listener", "aws_api_gateway_v
 HCL = SerializationOptions(strip_string_quotes=True, with_comments=False)
 
 
-def runbook_export(out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def runbook_export(out: Path, params_file: str = LOCAL, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real command, in a process of its own (as a user runs it)."""
-    return subprocess.run([sys.executable, "-m", "vpclink_runbooks.cli", "export", LOCAL, "--format", "terraform",
-                           "--out", str(out), *extra], env=env or dict(os.environ), cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "vpclink_runbooks.cli", "export", params_file, "--format",
+                           "terraform", "--out", str(out)], env=env or dict(os.environ), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
 
 
 def parse(directory: Path) -> dict[str, dict]:
@@ -66,20 +65,40 @@ def resources(parsed: dict[str, dict]) -> dict[str, dict]:
 
 
 def expected_ids(box, params) -> dict[str, set[str]]:
-    """Every live resource the runbook created, by Terraform type, as the provider's import id, listed with
-    plain boto3 (lifecycle.owned() for the tagged kinds, and the pieces that hang off them)."""
-    kinds = owned(box, cluster=params.cluster, family=f"{params.environment}-{params.service.name}")
-    assert kinds.pop("lock") == [], "the lock is released after apply: nothing to export"
+    """Every live resource the runbook created for params' environment, by Terraform type, as the provider's
+    import id: listed with plain boto3 by the runbook's tags (as lifecycle.owned() does, per environment),
+    and the pieces that hang off them (listeners, the API's resource, method, integration, stage...)."""
     s = box.session(params.region)
-    elbv2, gw = s.client("elbv2"), s.client("apigateway")
+    elbv2, gw, gw2, ecs, ec2 = (s.client(n) for n in ("elbv2", "apigateway", "apigatewayv2", "ecs", "ec2"))
+
+    def mine(tags) -> bool:
+        if isinstance(tags, list):
+            tags = {t.get("Key", t.get("key")): t.get("Value", t.get("value")) for t in tags}
+        return all((tags or {}).get(k) == v for k, v in {**TAGS, "runbook:environment": params.environment,
+                                                         "runbook:service": params.service.name}.items())
+
+    def elb(arns: list[str]) -> set[str]:
+        return {d["ResourceArn"] for d in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]
+                if mine(d["Tags"])} if arns else set()
+
+    services = ecs.list_services(cluster=params.cluster)["serviceArns"]
+    family = f"{params.environment}-{params.service.name}"
     ids = {
-        "aws_lb": set(kinds["load_balancers"]),
-        "aws_lb_target_group": set(kinds["target_groups"]),
-        "aws_api_gateway_vpc_link": set(kinds["vpc_links"]),
-        "aws_api_gateway_rest_api": set(kinds["rest_apis"]),
-        "aws_ecs_service": {f"{params.cluster}/{name}" for name in kinds["ecs_services"]},
-        "aws_ecs_task_definition": set(kinds["task_definitions"]),
-        "aws_vpc_security_group_ingress_rule": set(kinds["security_group_rules"]),
+        "aws_lb": elb([lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]),
+        "aws_lb_target_group": elb([tg["TargetGroupArn"] for tg in elbv2.describe_target_groups()["TargetGroups"]]),
+        "aws_api_gateway_vpc_link": {v["id"] for v in gw.get_vpc_links()["items"] if mine(v.get("tags"))},
+        "aws_apigatewayv2_vpc_link": {v["VpcLinkId"] for v in gw2.get_vpc_links()["Items"] if mine(v.get("Tags"))},
+        "aws_api_gateway_rest_api": {a["id"] for a in gw.get_rest_apis()["items"] if mine(a.get("tags"))},
+        "aws_ecs_service": {f"{params.cluster}/{sv['serviceName']}" for sv in (ecs.describe_services(
+            cluster=params.cluster, services=services, include=["TAGS"])["services"] if services else [])
+            if sv["status"] == "ACTIVE" and mine(sv.get("tags"))},
+        "aws_ecs_task_definition": {arn for arn in ecs.list_task_definitions(
+            familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+            if mine(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags"))},
+        "aws_security_group": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                               if mine(g.get("Tags"))},
+        "aws_vpc_security_group_ingress_rule": {r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules()[
+            "SecurityGroupRules"] if mine(r.get("Tags"))},
     }
     ids["aws_lb_listener"] = {li["ListenerArn"] for arn in ids["aws_lb"]
                               for li in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]}
@@ -98,6 +117,18 @@ def expected_ids(box, params) -> dict[str, set[str]]:
         for m in gw.get_base_path_mappings(domainName=params.api.domain_name)["items"]
         if m["restApiId"] in ids["aws_api_gateway_rest_api"]}
     return ids
+
+
+def assert_imported_exactly(found: list[tuple[str, str]], expected: dict[str, set[str]]) -> None:
+    """Each live resource imported exactly once under its type, and nothing else imported."""
+    by_type: dict[str, list[str]] = {}
+    for address, import_id in found:
+        by_type.setdefault(address.split(".")[0], []).append(import_id)
+    for tf_type, ids in expected.items():
+        got = by_type.pop(tf_type, [])
+        assert sorted(got) == sorted(ids), f"{tf_type}: imported {got}, live {sorted(ids)}"
+    assert not by_type, f"imports of types nothing created: {by_type}"
+    assert len({a for a, _ in found}) == len(found), "an address is imported twice"
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +177,11 @@ def test_output_parses_as_hcl(exported):
 
 
 def test_every_created_resource_is_imported_exactly_once_with_its_live_id(exported):
-    found = imports(parse(exported["out"]))
     expected = exported["expected"]
-    assert all(expected.values()), f"the apply should have created one of each kind: {expected}"
-    by_type: dict[str, list[str]] = {}
-    for address, import_id in found:
-        by_type.setdefault(address.split(".")[0], []).append(import_id)
-    for tf_type, ids in expected.items():
-        got = by_type.pop(tf_type, [])
-        assert sorted(got) == sorted(ids), f"{tf_type}: imported {got}, live {sorted(ids)}"
-    assert not by_type, f"imports of types nothing created: {by_type}"
-    assert len({a for a, _ in found}) == len(found), "an address is imported twice"
+    v1_only = {"aws_apigatewayv2_vpc_link", "aws_security_group"}  # the V1 path creates neither
+    assert all(ids for t, ids in expected.items() if t not in v1_only), f"one of each kind expected: {expected}"
+    assert not any(expected[t] for t in v1_only)
+    assert_imported_exactly(imports(parse(exported["out"])), expected)
 
 
 def test_every_import_has_its_resource_block_and_every_block_an_import(exported):
@@ -279,7 +304,7 @@ def test_a_missing_resource_is_reported_and_skipped_not_invented(exported, sandb
     types = {a.split(".")[0] for a, _ in imports(parsed)}
     assert "aws_api_gateway_base_path_mapping" not in types
     assert "aws_api_gateway_base_path_mapping" not in {a.split(".")[0] for a in resources(parsed)}
-    assert len(types) == len(exported["expected"]) - 1
+    assert len(types) == len([t for t, ids in exported["expected"].items() if ids]) - 1
     assert "skipped aws_api_gateway_base_path_mapping" in " ".join(result.stdout.split())
     assert "aws_api_gateway_base_path_mapping" in (tmp_path / "out" / "README.md").read_text()
 
@@ -334,9 +359,7 @@ def test_every_port_and_every_task_definition_revision_is_exported(exported, san
     parsed = parse(tmp_path / "out")
     expected = expected_ids(sandbox, params)
     assert len(expected["aws_lb_listener"]) == 2 and len(expected["aws_ecs_task_definition"]) == 2
-    found = imports(parsed)
-    for tf_type, ids in expected.items():
-        assert sorted(i for a, i in found if a.split(".")[0] == tf_type) == sorted(ids), tf_type
+    assert_imported_exactly(imports(parsed), expected)
     blocks = resources(parsed)
     groups = {b["port"]: f"${{{a}.arn}}" for a, b in blocks.items() if a.startswith("aws_lb_target_group.")}
     listeners = {b["port"]: b for a, b in blocks.items() if a.startswith("aws_lb_listener.")}
@@ -350,3 +373,53 @@ def test_every_port_and_every_task_definition_revision_is_exported(exported, san
                   and a.endswith("_" + live["taskDefinition"].rsplit(":", 1)[1])]
     assert service["task_definition"] == f"${{{current}.arn}}"
     assert sorted(lb["target_group_arn"] for lb in service["load_balancer"]) == sorted(groups.values())
+
+
+PATHS = {
+    # The same shapes as test_paths.py: V2 link + internal ALB + bridge with dynamic host ports, and
+    # V2 link + NLB + awsvpc IP targets.
+    "v2_alb_bridge_dynamic_ports": dict(
+        environment="albenv", service__name="shop", service__host_port=None, service__health_check_path="/health",
+        service__desired_count=3, nlb={"type": "application", "subnets": None, "listener_port": 8000},
+        vpc_link={"version": 2}, api__base_path="shop"),
+    "v2_nlb_awsvpc_ip_targets": dict(
+        environment="ipenv", service__name="ledger", service__host_port=None, service__network_mode="awsvpc",
+        service__desired_count=3, vpc_link={"version": 2}, api__base_path="ledger"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_v2_paths_export_every_created_resource_once(exported, sandbox, tmp_path, path):
+    """After a real apply of each V2 path: the V2 link, the runbook's security groups and everything else are
+    imported exactly once; the integration names the V2 link and the load balancer by address."""
+    from .conftest import write_params
+
+    params_file = write_params(tmp_path, **PATHS[path])
+    params = load_params(params_file)
+    applied = run("apply", str(params_file))
+    assert applied.exit_code == 0, applied.record.get("error")
+    out = runbook_export(tmp_path / "out", str(params_file))
+    assert out.returncode == 0, out.stderr
+    parsed = parse(tmp_path / "out")
+    expected = expected_ids(sandbox, params)
+    assert expected["aws_apigatewayv2_vpc_link"] and expected["aws_security_group"]
+    assert not expected["aws_api_gateway_vpc_link"]
+    assert_imported_exactly(imports(parsed), expected)
+    blocks = resources(parsed)
+    assert sorted(a for a, _ in imports(parsed)) == sorted(blocks)
+    (link_address,) = [a for a in blocks if a.startswith("aws_apigatewayv2_vpc_link.")]
+    (lb_address,) = [a for a in blocks if a.startswith("aws_lb.")]
+    groups = {f"${{{a}.id}}" for a in blocks if a.startswith("aws_security_group.")}
+    assert set(blocks[link_address]["security_group_ids"]) <= groups
+    (integration,) = [b for a, b in blocks.items() if a.startswith("aws_api_gateway_integration.")]
+    assert integration["connection_id"] == f"${{{link_address}.id}}"
+    assert integration["integration_target"] == f"${{{lb_address}.arn}}"
+    lb, (tg,) = blocks[lb_address], [b for a, b in blocks.items() if a.startswith("aws_lb_target_group.")]
+    if params.nlb.type == "application":
+        assert lb["load_balancer_type"] == "application" and set(lb["security_groups"]) <= groups
+        assert tg["health_check"][0]["path"] == "/health"
+    else:
+        (service,) = [b for a, b in blocks.items() if a.startswith("aws_ecs_service.")]
+        assert tg["target_type"] == "ip"
+        assert set(service["network_configuration"][0]["security_groups"]) <= groups
+    assert "integration_target" in (tmp_path / "out" / "README.md").read_text()
