@@ -63,6 +63,9 @@ def tagged(box, env: str) -> dict[str, list[str]]:
 
 
 def _apply_verify_idempotent(path):
+    planned = run("plan", str(path))  # on nothing yet: every step plans with placeholders, changes nothing
+    assert planned.exit_code == 0, record(planned).get("error")
+    assert record(planned)["changes"] == []
     applied = run("apply", str(path))
     rec = record(applied)
     assert applied.exit_code == 0, (rec.get("error"), [c for c in rec["checks"] if c["status"] == "fail"])
@@ -203,14 +206,25 @@ def test_v2_nlb_awsvpc_apply_verify_findings_destroy(sandbox, awsvpc_params):
     _destroy_cleans(sandbox, awsvpc_params, "ipenv")
 
 
-def test_integration_target_missing_is_reported(sandbox, tmp_path):
+def test_fargate_behind_alb_and_missing_integration_target(sandbox, tmp_path):
+    """awsvpc on Fargate behind an ALB: the task group admits the container port from the ALB's group only;
+    an integration that lost its integrationTarget is reported at the integration hop."""
     path = write_params(tmp_path, environment="tgtenv", service__name="cart", service__host_port=None,
                         service__network_mode="awsvpc", service__launch_type="FARGATE", service__cpu=256,
-                        service__memory=512, service__desired_count=2, vpc_link={"version": 2},
+                        service__memory=512, service__desired_count=2, service__health_check_path="/health",
+                        vpc_link={"version": 2}, nlb={"type": "application", "subnets": None, "listener_port": 80},
                         api__base_path="cart")
     applied = run("apply", str(path))
     assert applied.exit_code == 0, [c for c in record(applied)["checks"] if c["status"] == "fail"]
     s = sandbox.session()
+    ec2 = s.client("ec2")
+    groups = {g["GroupName"]: g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    task_rules = [r for r in ec2.describe_security_group_rules()["SecurityGroupRules"]
+                  if r["GroupId"] == groups["tgtenv-cart-tasks"] and not r["IsEgress"]]
+    assert [(r["FromPort"], r["ToPort"], r.get("ReferencedGroupInfo", {}).get("GroupId"), r.get("CidrIpv4"))
+            for r in task_rules] == [(8080, 8080, groups["tgtenv-cart-alb"], None)]
+    tg = s.client("elbv2").describe_target_groups(Names=["tgtenv-cart-ip8080"])["TargetGroups"][0]
+    assert (tg["Protocol"], tg["TargetType"]) == ("HTTP", "ip")
     tasks = s.client("ecs").describe_tasks(cluster="local-ecs", tasks=s.client("ecs").list_tasks(
         cluster="local-ecs", serviceName="cart")["taskArns"])["tasks"]
     assert len(tasks) == 2 and all(t["launchType"] == "FARGATE" and not t.get("containerInstanceArn")
@@ -224,3 +238,34 @@ def test_integration_target_missing_is_reported(sandbox, tmp_path):
     result = _check(broken, "integration.integration_target")
     assert result["status"] == "fail" and result["hop"] == "integration"
     _destroy_cleans(sandbox, path, "tgtenv")
+
+
+def test_inspect_recommends_a_path_with_reasons(sandbox, tmp_path):
+    from vpclink_runbooks import inspect_vpc
+    from vpclink_runbooks.context import begin
+
+    def recommend(**changes):
+        path = write_params(tmp_path, sandbox=False, **changes)
+        ctx = begin("00_inspect", {"params_file": str(path), "mode": "plan"})
+        table = inspect_vpc.recommend_path(ctx, inspect_vpc.discover(ctx))
+        paths = table["path"].str.replace("RECOMMENDED: ", "")
+        return table.iloc[0]["path"], dict(zip(paths, table["reasons"], strict=True))
+
+    # one task on two instances with the port free and a TCP check: the default fits
+    best, reasons = recommend(service__desired_count=1)
+    assert best == "RECOMMENDED: " + inspect_vpc.PATHS["v1-nlb-fixed"], reasons
+    # as many tasks as instances, with an HTTP health check: a fixed port leaves no spare instance -> ALB
+    best, reasons = recommend(service__desired_count=2, service__health_check_path="/health")
+    assert best == "RECOMMENDED: " + inspect_vpc.PATHS["v2-alb-dynamic"], reasons
+    assert "no spare instance" in reasons[inspect_vpc.PATHS["v1-nlb-fixed"]]
+    # the cluster can run Fargate: awsvpc needs no instance at all
+    ecs = sandbox.session().client("ecs")
+    ecs.put_cluster_capacity_providers(cluster="local-ecs", capacityProviders=["FARGATE"],
+                                       defaultCapacityProviderStrategy=[])
+    try:
+        best, reasons = recommend(service__desired_count=2, service__health_check_path="/health")
+    finally:
+        ecs.put_cluster_capacity_providers(cluster="local-ecs", capacityProviders=[],
+                                           defaultCapacityProviderStrategy=[])
+    assert best == "RECOMMENDED: " + inspect_vpc.PATHS["v2-nlb-awsvpc"], reasons
+    assert "FARGATE capacity provider" in reasons[inspect_vpc.PATHS["v2-nlb-awsvpc"]]

@@ -680,7 +680,7 @@ def _install_security_groups() -> None:
                             if group.id == group_id:
                                 continue
                             for rule in group.ingress_rules:
-                                if any(pair.get("GroupId") == group_id for pair in rule.source_groups or []):
+                                if (getattr(rule, "source_group", None) or {}).get("GroupId") == group_id:
                                     raise EC2ClientError("DependencyViolation",
                                                          f"resource {group_id} has a dependent object "
                                                          f"(a rule of {group.id})")
