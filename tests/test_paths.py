@@ -141,6 +141,20 @@ def test_v2_alb_dynamic_ports_apply_verify_destroy(sandbox, alb_params):
     assert _check(verified, "integration.integration_target")["status"] == "pass"
     assert _check(verified, "security_group.alb_to_instances")["status"] == "pass"
 
+    # the ALB's rule from the link's group revoked by hand: reported at the load balancer hop, repaired
+    alb_rule = next(r for r in rules if r["GroupId"] == alb_sg)
+    ec2.revoke_security_group_ingress(GroupId=alb_sg, SecurityGroupRuleIds=[alb_rule["SecurityGroupRuleId"]])
+    broken = run("verify", str(alb_params))
+    assert broken.exit_code == 1
+    result = _check(record(broken), "nlb.alb_security_group")
+    assert result["status"] == "fail" and result["hop"] == "nlb" and link_sg in result["detail"]
+    # a listener forwarding nowhere we expect is reported at the listener hop
+    elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+    broken = record(run("verify", str(alb_params)))
+    assert _check(broken, "listener.8000")["status"] == "fail"
+    repaired = run("repair", str(alb_params), yes=True)
+    assert repaired.exit_code == 0, [c for c in record(repaired)["checks"] if c["status"] == "fail"]
+
     _destroy_cleans(sandbox, alb_params, "albenv")
 
 
