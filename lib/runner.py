@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -45,9 +46,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "40_api": ("20_vpc_link",),
     "50_verify": ("00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api"),
 }
-# Notebooks of one run executing at once (each in its own kernel) and kernels started ahead of their turn.
+# Notebooks of one run executing at once, each in its own kernel (see KernelPool).
 PARALLEL_STEPS = int(os.environ.get("RUNBOOK_PARALLEL_STEPS", "2"))
-KERNELS_AHEAD = int(os.environ.get("RUNBOOK_KERNELS_AHEAD", "2"))
+FRESH_KERNELS = os.environ.get("RUNBOOK_FRESH_KERNELS") == "1"
 
 
 def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
@@ -137,19 +138,30 @@ def _warm_up_code(notebook: str) -> str:
 
 
 class KernelPool:
-    """Kernels started ahead of their notebook's turn (each warmed with that notebook's imports) and handed to
-    papermill; kernel start-up and imports (~1-2 s a notebook) then overlap the notebooks that run."""
+    """Kernels started before their turn and handed to papermill, then reused: start-up and imports (~1-2 s of
+    CPU a kernel) are paid once per concurrent step instead of once per notebook, and overlap the account check.
 
-    def __init__(self, notebooks: list[str], ahead: int = KERNELS_AHEAD):
-        self._queue = list(notebooks)
-        self._ahead = ahead
-        self._started: dict[str, Future] = {}
-        self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="kernel-start")
-        self._top_up()
+    Each kernel is warmed with the import statements of the run's notebooks. Between notebooks a kernel's user
+    namespace is reset (IPython's reset, new session: execution counts restart at 1), so a notebook sees nothing
+    its predecessor defined; only imported modules stay loaded. A kernel whose notebook failed is discarded.
+    RUNBOOK_FRESH_KERNELS=1 gives every notebook a new kernel instead.
+    """
 
-    @staticmethod
-    def _start(notebook: str):
+    def __init__(self, notebooks: list[str], size: int = PARALLEL_STEPS):
+        self._code = "\n".join(dict.fromkeys(line for nb in notebooks for line in _warm_up_code(nb).splitlines()))
+        self._remaining = len(notebooks)
+        self._idle: queue.Queue[Future] = queue.Queue()
+        self._all: list[Future] = []
+        self._executor = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix="kernel-start")
+        for _ in range(max(1, min(size, len(notebooks)))):
+            self._add()
+
+    def _add(self) -> None:
+        future = self._executor.submit(self._start)
+        self._all.append(future)
+        self._idle.put(future)
+
+    def _start(self):
         import asyncio
 
         from jupyter_client.manager import AsyncKernelManager
@@ -159,51 +171,67 @@ class KernelPool:
         async def start() -> None:
             # The kernel inherits this process's environment now: the run dir and call log are already set.
             await km.start_kernel(cwd=str(NOTEBOOKS))
-            client = km.client()
-            client.start_channels()
-            try:
-                await client.wait_for_ready(timeout=60)
-                # Queued before papermill's first cell; its errors surface when the notebook's own imports run.
-                client.execute(_warm_up_code(notebook), silent=True, store_history=False)
-            finally:
-                client.stop_channels()
+            await _send(km, self._code, wait_reply=False)  # its errors surface when a notebook's imports run
 
         asyncio.run(start())
         return km
 
-    def _top_up(self) -> None:
-        with self._lock:
-            waiting = sum(1 for f in self._started.values() if not getattr(f, "taken", False))
-            while self._queue and waiting < self._ahead:
-                notebook = self._queue.pop(0)
-                self._started[notebook] = self._executor.submit(self._start, notebook)
-                waiting += 1
-
     def take(self, notebook: str):
-        """The notebook's started kernel manager (starting it now if it was not started ahead), or None if a
-        kernel cannot be started here (papermill then starts its own and reports why it cannot)."""
-        with self._lock:
-            if notebook in self._queue:
-                self._queue.remove(notebook)
-                self._started[notebook] = self._executor.submit(self._start, notebook)
-            future = self._started[notebook]
-            future.taken = True  # type: ignore[attr-defined]
-        self._top_up()
+        """A started kernel manager for the notebook, or None if none can be started here (papermill then starts
+        its own and reports why it cannot)."""
+        future = self._idle.get()
         try:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - papermill starts its own kernel and names the real problem
             print(f"  (could not start a kernel ahead for {notebook}: {exc})", file=sys.stderr)
             return None
 
+    def give_back(self, km, succeeded: bool) -> None:
+        """After a notebook: reset and reuse its kernel, or shut it down (failed, or no notebook left for it)."""
+        import asyncio
+
+        self._remaining -= 1
+        reuse = succeeded and km is not None and not FRESH_KERNELS and self._remaining > 0
+        if reuse:
+            try:
+                asyncio.run(_send(km, "get_ipython().reset(new_session=True)", wait_reply=True))
+            except Exception as exc:  # noqa: BLE001 - a kernel that cannot reset is replaced, not reused
+                print(f"  (could not reset a kernel for reuse: {exc})", file=sys.stderr)
+                reuse = False
+        if reuse:
+            done: Future = Future()
+            done.set_result(km)
+            self._all.append(done)
+            self._idle.put(done)
+            return
+        _shutdown(km)
+        if succeeded and self._remaining > 0:
+            self._add()
+
     def close(self) -> None:
-        """Shut down the kernels started ahead that no notebook took (a failed run stops early)."""
-        with self._lock:
-            self._queue.clear()
-            left = [f for f in self._started.values() if not getattr(f, "taken", False)]
+        """Shut down every kernel still running (the last ones, or those a failed run never used)."""
         self._executor.shutdown(wait=True)
-        for future in left:
+        while not self._idle.empty():
+            future = self._idle.get()
             if future.exception() is None:
                 _shutdown(future.result())
+
+
+async def _send(km, code: str, *, wait_reply: bool) -> None:
+    """Run code silently in a kernel; with wait_reply, until it finished (raising if it failed)."""
+    client = km.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        msg_id = client.execute(code, silent=True, store_history=False)
+        while wait_reply:
+            reply = await client.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+                break
+    finally:
+        client.stop_channels()
 
 
 def _shutdown(km) -> None:
@@ -220,6 +248,7 @@ def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_out
     from papermill.exceptions import PapermillExecutionError
 
     km = pool.take(notebook) if pool is not None else None
+    status = "failed"
     try:
         papermill.execute_notebook(
             str(NOTEBOOKS / f"{notebook}.ipynb"), str(run_dir / f"{notebook}.ipynb"),
@@ -227,7 +256,8 @@ def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_out
             kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(NOTEBOOKS),
             **({"km": km} if km is not None else {}),
         )
-        return "succeeded", ""
+        status = "succeeded"
+        return status, ""
     except PapermillExecutionError as exc:
         # boto3's message names the operation (and "reached max retries" when throttling or 5xx outlasted them)
         error = f"{exc.ename}: {exc.evalue}"
@@ -237,7 +267,10 @@ def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_out
         print(f"  {notebook}: {error}", file=sys.stderr)
         return ("refused" if exc.ename in REFUSALS else "failed"), error
     finally:
-        _shutdown(km)
+        if pool is not None:
+            pool.give_back(km, status == "succeeded")
+        else:
+            _shutdown(km)
 
 
 def _warm_up_runner() -> None:

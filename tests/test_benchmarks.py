@@ -88,3 +88,16 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     for label in ("cold apply, whole process", "no-op re-apply", "verify alone", "cold apply API calls",
                   "re-apply mutating calls", "apply with AWS-like delays", "2 environments, --parallel 2"):
         assert f"| {label} |" in table
+
+
+def test_apply_of_several_environments_refuses_bad_input_before_any_run(tmp_path, capsys):
+    from vpclink_runbooks import cli
+
+    assert cli.main(["apply", LOCAL, LOCAL, "--parallel", "2"]) == 2
+    assert "environment local given twice" in capsys.readouterr().err
+    assert cli.main(["apply", LOCAL, LOCAL, "--parallel", "0"]) == 2
+    assert "--parallel: 0 is not a number of runs at once" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "params" / "local.yaml").read_text().replace("host_port: 10000", "host_port: 80000"))
+    assert cli.main(["apply", LOCAL, str(bad)]) == 2
+    assert "service.host_port" in capsys.readouterr().err
