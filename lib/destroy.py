@@ -184,8 +184,10 @@ def revoke_security_group_rules(ctx: Context) -> Plan:
     for rule in rules:
         if rule["IsEgress"] or not ctx.names.owns(rule.get("Tags")):
             continue
-        if plan.add(f"{rule['GroupId']} ingress tcp:{rule['FromPort']} from {rule.get('CidrIpv4')}", "delete",
-                    "allow", None, "the host port no longer needs to be open to the NLB subnets"):
+        source = rule.get("CidrIpv4") or (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
+        ports = f"{rule['FromPort']}" if rule["FromPort"] == rule["ToPort"] else f"{rule['FromPort']}-{rule['ToPort']}"
+        if plan.add(f"{rule['GroupId']} ingress tcp:{ports} from {source}", "delete",
+                    "allow", None, "the port no longer needs to be open to the load balancer"):
             revoke.setdefault(rule["GroupId"], []).append(rule["SecurityGroupRuleId"])
     if not plan.rows:
         plan.add("security group rules", "none", None, None, "none tagged as this runbook's")
