@@ -283,3 +283,35 @@ def test_inspect_recommends_a_path_with_reasons(sandbox, tmp_path):
                                            defaultCapacityProviderStrategy=[])
     assert best == "RECOMMENDED: " + inspect_vpc.PATHS["v2-nlb-awsvpc"], reasons
     assert "FARGATE capacity provider" in reasons[inspect_vpc.PATHS["v2-nlb-awsvpc"]]
+
+
+def test_v1_to_v2_link_on_the_same_nlb_fixed_port(sandbox, tmp_path):
+    """An environment on the default path moves to a V2 link: the V1 link goes, the V2 link and its group come,
+    the integration names the NLB as integrationTarget, and the fixed-port service stays as it was."""
+    v1 = write_params(tmp_path, environment="migenv", service__name="pay", api__base_path="pay")
+    applied = run("apply", str(v1))
+    assert applied.exit_code == 0, record(applied).get("error")
+    s = sandbox.session()
+    gw, gw2, elbv2 = s.client("apigateway"), s.client("apigatewayv2"), s.client("elbv2")
+    assert [v["name"] for v in gw.get_vpc_links()["items"] if v["name"] == "migenv-pay-link"]
+    td_before = s.client("ecs").describe_services(cluster="local-ecs", services=["pay"])["services"][0][
+        "taskDefinition"]
+
+    v2 = write_params(tmp_path, environment="migenv", service__name="pay", api__base_path="pay",
+                      vpc_link={"version": 2})
+    moved = run("apply", str(v2))
+    rec = record(moved)
+    assert moved.exit_code == 0, (rec.get("error"), [c for c in rec["checks"] if c["status"] == "fail"])
+    assert not [v for v in gw.get_vpc_links()["items"] if v["name"] == "migenv-pay-link"]
+    link = next(v for v in gw2.get_vpc_links()["Items"] if v["Name"] == "migenv-pay-link")
+    nlb = elbv2.describe_load_balancers(Names=["migenv-pay-nlb"])["LoadBalancers"][0]
+    api = next(a for a in gw.get_rest_apis()["items"] if a["name"] == "migenv-pay")
+    proxy = next(r for r in gw.get_resources(restApiId=api["id"])["items"] if r.get("pathPart") == "{proxy+}")
+    integ = gw.get_integration(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY")
+    assert (integ["connectionId"], integ["integrationTarget"]) == (link["VpcLinkId"], nlb["LoadBalancerArn"])
+    svc = s.client("ecs").describe_services(cluster="local-ecs", services=["pay"])["services"][0]
+    assert svc["taskDefinition"] == td_before  # same fixed-port service: nothing to redeploy
+    assert _check(rec, "vpc_link.status")["detail"].startswith(f"V2 {link['VpcLinkId']} AVAILABLE")
+    again = run("apply", str(v2))
+    assert again.exit_code == 0 and record(again)["changes"] == [], record(again)["changes"]
+    _destroy_cleans(sandbox, v2, "migenv")
