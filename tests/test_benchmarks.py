@@ -78,6 +78,10 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     assert [s["notebook"] for s in life["apply"]["last"]["steps"]] == [
         "00_inspect.ipynb", "10_nlb.ipynb", "20_vpc_link.ipynb", "30_ecs_service.ipynb", "40_api.ipynb",
         "50_verify.ipynb"]
+    # 20_vpc_link and 30_ecs_service overlap: the service starts before the link's step ends
+    steps = {s["notebook"]: s for s in results["aws_like"]["apply"]["steps"]}
+    link, service = steps["20_vpc_link.ipynb"], steps["30_ecs_service.ipynb"]
+    assert service["started_after"] < link["started_after"] + link["seconds"]
     assert results["aws_like"]["critical_path_delays_s"] > 0
     many = results["many"]
     assert many["environments"] == 2 and many["sequential"]["succeeded"] == many["parallel"]["succeeded"] == 2
@@ -101,3 +105,24 @@ def test_apply_of_several_environments_refuses_bad_input_before_any_run(tmp_path
     bad.write_text((ROOT / "params" / "local.yaml").read_text().replace("host_port: 10000", "host_port: 80000"))
     assert cli.main(["apply", LOCAL, str(bad)]) == 2
     assert "service.host_port" in capsys.readouterr().err
+
+
+def test_a_reused_kernel_keeps_no_names_from_the_previous_notebook():
+    import asyncio
+
+    from vpclink_runbooks import runner
+
+    pool = runner.KernelPool(["40_api", "50_verify"], size=1)
+    try:
+        km = pool.take("40_api")
+        asyncio.run(runner._send(km, "leftover = 1\nimport vpclink_runbooks.routes", wait_reply=True))
+        pool.give_back(km, succeeded=True)
+        again = pool.take("50_verify")
+        assert again is km  # reused, not restarted
+        with pytest.raises(RuntimeError, match="NameError"):
+            asyncio.run(runner._send(again, "leftover", wait_reply=True))
+        asyncio.run(runner._send(again, "assert 'vpclink_runbooks.routes' in __import__('sys').modules",
+                                 wait_reply=True))  # imported modules stay loaded
+        pool.give_back(again, succeeded=True)
+    finally:
+        pool.close()
