@@ -210,10 +210,10 @@ class KernelPool:
 
     def close(self) -> None:
         """Shut down every kernel still running (the last ones, or those a failed run never used)."""
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)  # kernels not yet starting never start
         while not self._idle.empty():
             future = self._idle.get()
-            if future.exception() is None:
+            if not future.cancelled() and future.exception() is None:
                 _shutdown(future.result())
 
 
