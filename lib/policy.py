@@ -39,6 +39,9 @@ WILDCARD_BY_CHOICE = {
     "ecs:ListTasks": "ListTasks by cluster and service names no container instance; scoped by ecs:cluster",
 }
 
+# Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
+NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
+
 
 class PolicyError(RunbookError):
     """A declared action the policy generator cannot scope: map its resource type or say why it is '*'."""
@@ -168,7 +171,7 @@ def policy_document(params: Params, *, wildcard_resources: bool = False, without
     conditions = {} if wildcard_resources else _conditions(params)
     groups: dict[str, dict] = {}
     for action in declared_actions():
-        if action in without:
+        if action in without or action in NO_PERMISSION_NEEDED:
             continue
         resources = ["*"] if wildcard_resources else resources_for(action, params)
         condition = conditions.get(action)

@@ -1171,6 +1171,14 @@ _TAG_ON_CREATE = {
     "ssm": ("ssm:AddTagsToResource", ("Tags",)),
 }
 _PASSED_ROLES = {"ecs": ("taskRoleArn", "executionRoleArn", "role")}
+# (caller ARN, action, the runbook step named in the User-Agent or "") of every authorization checked, in
+# order: what CloudTrail would show.
+AUTHORIZATIONS: list[tuple[str, str, str]] = []
+
+
+def _step(req: Any) -> str:
+    agent = {k.lower(): v for k, v in req._headers.items()}.get("user-agent", "")
+    return next((part[5:] for part in agent.split() if part.startswith("step/")), "")
 
 
 def _request_fields(req: Any) -> dict[str, Any]:
@@ -1204,14 +1212,19 @@ def _implied_actions(req: Any) -> list[tuple[str, str]]:
 
 def _json_protocol(req: Any) -> bool:
     content_type = {k.lower(): v for k, v in req._headers.items()}.get("content-type", "")
-    return req._service not in ("ec2", "elasticloadbalancing", "iam", "sts") and "www-form-urlencoded" not in content_type
+    query_protocol = req._service in ("ec2", "elasticloadbalancing", "iam", "sts")
+    return not query_protocol and "www-form-urlencoded" not in content_type
 
 
 def _install_iam() -> None:
-    from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError
     from moto.iam import access_control as ac
 
     base = ac.IAMRequestBase
+
+    class _XmlAccessDenied(AccessDeniedError):
+        def __init__(self, message: str) -> None:
+            super(AccessDeniedError, self).__init__("AccessDenied", message)
 
     def init(orig: Any) -> Any:
         def f(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -1232,12 +1245,14 @@ def _install_iam() -> None:
 
     def check_action_permitted(orig: Any) -> Any:
         def f(self: Any, resource: str) -> None:
+            AUTHORIZATIONS.append((self._access_key.arn, self._action, _step(self)))
             orig(self, resource)
             requested = self._action
             try:
                 for action, target in _implied_actions(self):
                     self._action = action
                     self._implied_resource = target
+                    AUTHORIZATIONS.append((self._access_key.arn, action, _step(self)))
                     orig(self, target)
             finally:
                 self._action = requested
@@ -1254,11 +1269,7 @@ def _install_iam() -> None:
                 err = JsonRESTError("AccessDeniedException", message)
                 err.code = 403
                 raise err
-            from moto.iam.exceptions import AccessDeniedError
-
-            exc = AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
-            exc.message = message
-            raise exc
+            raise _XmlAccessDenied(message)
         return f
 
     base.__init__ = init(base.__init__)
@@ -1267,4 +1278,4 @@ def _install_iam() -> None:
     ac.IAMRequest._raise_access_denied = raise_access_denied(ac.IAMRequest._raise_access_denied)
 
 
-__all__ = ["LOCK", "install", "set_vpc_link_status"]
+__all__ = ["AUTHORIZATIONS", "LOCK", "install", "set_vpc_link_status"]
