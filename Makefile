@@ -8,7 +8,7 @@ ENV    ?= local
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lab lint clean chromium
+.PHONY: install run test lab lint clean chromium bench
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ chromium:
 
 lab: $(STAMP)
 	$(BIN)/runbook lab $(ENV)
+
+# Runbook vs a minimal boto3 reference on fresh sandboxes (README: Performance); BENCH=--quick for a smoke run.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,7 +21,7 @@ from .aws import RETRY_CONFIG
 from .context import Context
 from .ecs_service import find_service, owned_rules
 from .inspect_vpc import VPC_LINK_QUOTA, World, discover, placeable_instances, rollout_problem
-from .loadbalancer import exposed_ports, find_load_balancer, owned_target_groups
+from .loadbalancer import EPHEMERAL_RANGE, exposed_ports, find_load_balancer, find_security_group, owned_target_groups
 from .routes import (
     FINGERPRINT_PREFIX,
     INTEGRATION_TIMEOUT_MS,
@@ -38,7 +38,7 @@ PERMISSIONS = ["apigateway:GET", "apigateway:POST", "elasticloadbalancing:Descri
                "elasticloadbalancing:DescribeTargetHealth", "ecs:DescribeServices", "ecs:DescribeTaskDefinition",
                "ecs:ListTasks", "ecs:DescribeTasks", "ecs:ListContainerInstances",
                "ecs:DescribeContainerInstances", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSubnets",
-               "ec2:DescribeInstances", "ec2:DescribeVpcs", "ec2:DescribeRouteTables"]
+               "ec2:DescribeInstances", "ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups"]
 # The hops in request order; the first failing one is the verdict. Aligned with diagram.HOP_IDS
 # (which adds "domain", the planned-path box for the custom domain itself).
 HOPS = ["mapping", "stage", "integration", "vpc_link", "nlb", "listener", "target_group", "targets",
@@ -74,6 +74,9 @@ class Inventory:
     rules: list[dict] = field(default_factory=list)
     all_rules: list[dict] = field(default_factory=list)
     probes: dict[str, dict] = field(default_factory=dict)
+    # the security groups the runbook creates on the V2 / ALB / awsvpc paths: name -> group (None: missing)
+    groups: dict[str, dict | None] = field(default_factory=dict)
+    group_rules: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def _ignore_missing(call: Callable, *codes: str):
@@ -134,7 +137,9 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
     for tg in inv.target_groups:
         inv.health[tg["TargetGroupArn"]] = aws.elbv2.describe_target_health(
             TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
-    target_ids = {d["Target"]["Id"] for descs in inv.health.values() for d in descs}
+    # instance targets only: IP targets (awsvpc) are task addresses, not instances
+    target_ids = {d["Target"]["Id"] for descs in inv.health.values() for d in descs
+                  if d["Target"]["Id"].startswith("i-")}
     cluster_ids = {i["instance_id"] for i in inv.world.instances}
     instance_ids = sorted(target_ids | cluster_ids)
     if instance_ids:
@@ -149,6 +154,18 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
     for group_id in group_ids:
         inv.rules += owned_rules(ctx, group_id)
     inv.all_rules = _inbound_rules(aws, group_ids)
+    n = ctx.names
+    wanted_groups = []
+    if p.vpc_link.version == 2:
+        wanted_groups.append(n.link_security_group)
+    if p.nlb.type == "application":
+        wanted_groups.append(n.alb_security_group)
+    if p.awsvpc:
+        wanted_groups.append(n.task_security_group)
+    for name in wanted_groups:
+        inv.groups[name] = find_security_group(ctx, name)
+        if inv.groups[name]:
+            inv.group_rules[name] = _inbound_rules(aws, [inv.groups[name]["GroupId"]])
     if probe:
         inv.probes.update(_probes(ctx, inv))
     return inv
@@ -165,9 +182,12 @@ def _tasks(ctx: Context, world: World) -> list[dict]:
     for start in range(0, len(arns), 100):
         for task in ecs.describe_tasks(cluster=ctx.params.cluster, tasks=arns[start:start + 100])["tasks"]:
             instance = by_arn.get(task.get("containerInstanceArn", ""), {})
+            details = {d["name"]: d["value"] for a in task.get("attachments", [])
+                       if a.get("type") == "ElasticNetworkInterface" for d in a.get("details", [])}
             out.append({
                 "id": task["taskArn"].split("/")[-1], "instance_id": instance.get("instance_id"),
-                "az": instance.get("az"), "last_status": task.get("lastStatus"),
+                "ip": details.get("privateIPv4Address"),
+                "az": instance.get("az") or task.get("availabilityZone"), "last_status": task.get("lastStatus"),
                 "task_definition": task.get("taskDefinitionArn", "").split("/")[-1],
                 "bindings": {b["containerPort"]: b["hostPort"] for c in task.get("containers", [])
                              for b in c.get("networkBindings", [])},
@@ -249,7 +269,7 @@ def check(fn: Callable[[Inventory], list[Result] | Result]) -> Callable:
 # -- shared facts (pure helpers the checks agree on) --
 
 def _primary_tg(inv: Inventory) -> dict | None:
-    name = inv.names.target_group(inv.params.service.host_port)
+    name = inv.names.target_group(inv.params.target_port)
     return next((t for t in inv.target_groups if t["TargetGroupName"] == name), None)
 
 
@@ -264,16 +284,24 @@ def _main_mapping(inv: Inventory) -> dict | None:
     return next((m for m in mappings if m["containerPort"] == s.container_port), None)
 
 
+def _expected_host_port(p) -> int:
+    return p.service.host_port if p.fixed_host_port else 0 if p.dynamic_host_ports else p.service.container_port
+
+
 def _task_host_port_wrong(inv: Inventory) -> bool:
     main = _main_mapping(inv)
-    return main is not None and main.get("hostPort") != inv.params.service.host_port
+    return main is not None and (main.get("hostPort") or 0) != _expected_host_port(inv.params)
 
 
 def _instance_state(inv: Inventory, instance_id: str) -> str:
+    if inv.params.awsvpc:
+        return "running"  # an IP target: no instance of its own to be stopped (a task ENI)
     return inv.instances.get(instance_id, {}).get("State", {}).get("Name", "unknown")
 
 
 def _az(inv: Inventory, instance_id: str) -> str:
+    if inv.params.awsvpc:
+        return next((t["az"] for t in inv.tasks if t.get("ip") == instance_id and t.get("az")), "?")
     return inv.instances.get(instance_id, {}).get("Placement", {}).get("AvailabilityZone", "?")
 
 
@@ -306,6 +334,8 @@ def _nlb_cidrs(inv: Inventory) -> list[str]:
 
 def _unadmitted(inv: Inventory) -> dict[str, list[str]]:
     """Running cluster instances whose security groups do not let the host port in from every NLB subnet."""
+    if not inv.params.fixed_host_port:
+        return {}
     port = inv.params.service.host_port
     nlb_groups = set((inv.lb or {}).get("SecurityGroups") or [])
     missing: dict[str, list[str]] = {}
@@ -327,7 +357,16 @@ def _healthy_azs(inv: Inventory) -> set[str]:
 
 
 def _running_tasks(inv: Inventory) -> list[dict]:
-    return [t for t in inv.tasks if t["last_status"] == "RUNNING" and t["instance_id"]]
+    return [t for t in inv.tasks if t["last_status"] == "RUNNING" and (t["instance_id"] or t.get("ip"))]
+
+
+def serving_targets(inv: Inventory) -> set[tuple[str, int | None]]:
+    """(target id, port) each running task of ours should be registered as: its IP and the container port
+    (awsvpc), else its instance and the host port bound to the container port."""
+    port = inv.params.service.container_port
+    if inv.params.awsvpc:
+        return {(t["ip"], port) for t in _running_tasks(inv) if t.get("ip")}
+    return {(t["instance_id"], t["bindings"].get(port)) for t in _running_tasks(inv) if t["instance_id"]}
 
 
 # -- mapping --
@@ -405,8 +444,11 @@ def integration_reaches_listener(inv: Inventory) -> list[Result]:
     if integ.get("type") != "HTTP_PROXY" or integ.get("connectionType") != "VPC_LINK":
         problems.append(f"type {integ.get('type')} connection {integ.get('connectionType')}")
     conn = integ.get("connectionId")
-    if conn not in (f"${{stageVariables.{STAGE_VARIABLE}}}", (inv.link or {}).get("id")):
-        problems.append(f"connectionId {conn}")
+    v2 = inv.params.vpc_link.version == 2
+    allowed = ((inv.link or {}).get("id"),) if v2 else (f"${{stageVariables.{STAGE_VARIABLE}}}",
+                                                         (inv.link or {}).get("id"))
+    if conn not in allowed:
+        problems.append(f"connectionId {conn}" + (f"; the V2 link is {(inv.link or {}).get('id')}" if v2 else ""))
     uri = urlparse(integ.get("uri", ""))
     if inv.lb and uri.hostname != inv.lb["DNSName"].lower():
         problems.append(f"uri host {uri.hostname} is not the NLB {inv.lb['DNSName']}")
@@ -419,6 +461,19 @@ def integration_reaches_listener(inv: Inventory) -> list[Result]:
                           "redeploy (repair does)"))
     else:
         out.append(Result("integration.target", "integration", "pass", f"HTTP_PROXY {integ['uri']} via {conn}"))
+    if v2:
+        target = integ.get("integrationTarget")
+        lb_arn = (inv.lb or {}).get("LoadBalancerArn")
+        if not target or (lb_arn and target != lb_arn):
+            out.append(Result("integration.integration_target", "integration", "fail",
+                              f"integrationTarget is {target or 'not set'}; a V2 VPC link needs the integration to "
+                              f"name the load balancer ({lb_arn or inv.names.nlb}), or API Gateway has nowhere to send "
+                              "requests",
+                              "put the integration with integrationTarget = the load balancer ARN and redeploy "
+                              "(repair does)"))
+        else:
+            out.append(Result("integration.integration_target", "integration", "pass",
+                              f"integrationTarget {target.split('/')[-2]}/{target.split('/')[-1]}"))
     timeout = integ.get("timeoutInMillis")
     if timeout is None or int(timeout) == INTEGRATION_TIMEOUT_MS:
         out.append(Result("integration.timeout", "integration", "pass",
@@ -450,6 +505,8 @@ def vpc_link_available(inv: Inventory) -> list[Result]:
             out.append(Result("vpc_link.quota", "vpc_link", "fail", f"{count}: a new link cannot be created",
                               "share an existing NLB and link, delete an unused link, or request a quota increase"))
         return out
+    if link.get("version") == 2:
+        return _vpc_link_v2(inv, link)
     out = []
     if link.get("status") != "AVAILABLE":
         out.append(Result("vpc_link.status", "vpc_link", "fail",
@@ -469,6 +526,29 @@ def vpc_link_available(inv: Inventory) -> list[Result]:
     return out
 
 
+def _vpc_link_v2(inv: Inventory, link: dict) -> list[Result]:
+    status = link.get("status")
+    if status != "AVAILABLE":
+        why = {"INACTIVE": "AWS deactivates a V2 link no integration used for 60 days",
+               "FAILED": "its subnets or security group could not be used",
+               "PENDING": "still provisioning its network interfaces"}.get(status, "")
+        return [Result("vpc_link.status", "vpc_link", "fail" if status != "PENDING" else "warn",
+                       f"VPC link V2 {link['id']} is {status}: {link.get('statusMessage', '')} ({why})",
+                       "an INACTIVE or FAILED V2 link cannot carry requests: delete and recreate it (repair does)"
+                       if status != "PENDING" else "verify again in a minute")]
+    group = inv.groups.get(inv.names.link_security_group)
+    out = [Result("vpc_link.status", "vpc_link", "pass", f"V2 {link['id']} AVAILABLE in {link.get('subnetIds')}")]
+    if group is None or link.get("securityGroupIds") != [group["GroupId"]]:
+        out.append(Result("vpc_link.security_group", "vpc_link", "fail",
+                          f"VPC link V2 {link['id']} is in {link.get('securityGroupIds')}; the runbook's group "
+                          f"{inv.names.link_security_group} is {(group or {}).get('GroupId', 'missing')}",
+                          "recreate the link in the runbook's security group (repair does)"))
+    else:
+        out.append(Result("vpc_link.security_group", "vpc_link", "pass",
+                          f"interfaces in {inv.names.link_security_group} ({group['GroupId']})"))
+    return out
+
+
 # -- NLB --
 
 @check
@@ -478,11 +558,15 @@ def nlb_active_internal(inv: Inventory) -> list[Result]:
     if lb is None:
         return [Result("nlb.exists", "nlb", "fail", f"NLB {inv.names.nlb} not found", "create the NLB (repair does)")]
     out = []
-    ok = lb["State"]["Code"] == "active" and lb["Scheme"] == "internal" and lb["Type"] == "network"
+    kind = inv.params.nlb.type
+    ok = lb["State"]["Code"] == "active" and lb["Scheme"] == "internal" and lb["Type"] == kind
     out.append(Result("nlb.state", "nlb", "pass" if ok else "fail",
                       f"{lb['LoadBalancerName']} {lb['Type']} {lb['Scheme']} {lb['State']['Code']}",
-                      "" if ok else "the NLB must be an active, internal network load balancer; scheme and type "
-                      "cannot change: destroy and apply again"))
+                      "" if ok else f"the load balancer must be an active, internal {kind} load balancer; scheme "
+                      "and type cannot change: destroy and apply again"))
+    if kind == "application":
+        out.append(_alb_security_group(inv, lb))
+        return out
     empty = sorted(az for az in _nlb_azs(inv) if az not in _healthy_azs(inv))
     if inv.cross_zone:
         out.append(Result("nlb.cross_zone", "nlb", "pass", "cross-zone load balancing on"))
@@ -496,6 +580,29 @@ def nlb_active_internal(inv: Inventory) -> list[Result]:
                           "turn it on so losing one AZ's targets does not fail requests (repair does)"))
     out.append(_nlb_security_groups(inv, lb))
     return out
+
+
+def _alb_security_group(inv: Inventory, lb: dict) -> Result:
+    """The ALB admits the listener port from the V2 link's security group, and from nowhere wider."""
+    n, port = inv.names, inv.params.listener_port
+    alb_group, link_group = inv.groups.get(n.alb_security_group), inv.groups.get(n.link_security_group)
+    if alb_group is None or link_group is None or alb_group["GroupId"] not in (lb.get("SecurityGroups") or []):
+        return Result("nlb.alb_security_group", "nlb", "fail",
+                      f"the ALB's groups are {lb.get('SecurityGroups')}; expected {n.alb_security_group} "
+                      f"({(alb_group or {}).get('GroupId', 'missing')})",
+                      "put the ALB in the runbook's group (repair does)")
+    rules = inv.group_rules.get(n.alb_security_group, [])
+    if not any(_admits(r, port, "255.255.255.255/32", {link_group["GroupId"]}) for r in rules):
+        return Result("nlb.alb_security_group", "nlb", "fail",
+                      f"{alb_group['GroupId']} does not admit tcp:{port} from the VPC link's group "
+                      f"{link_group['GroupId']}: API requests are dropped at the ALB",
+                      f"add ingress tcp:{port} from {link_group['GroupId']} (repair does)")
+    wide = [r for r in rules if _admits(r, port, "0.0.0.0/0")]
+    if wide:
+        return Result("nlb.alb_security_group", "nlb", "fail",
+                      f"{alb_group['GroupId']} admits tcp:{port} from 0.0.0.0/0", "remove that rule")
+    return Result("nlb.alb_security_group", "nlb", "pass",
+                  f"{alb_group['GroupId']} admits tcp:{port} from the VPC link's group {link_group['GroupId']} only")
 
 
 def _nlb_security_groups(inv: Inventory, lb: dict) -> Result:
@@ -547,9 +654,14 @@ def listener_forwards_to_host_port(inv: Inventory) -> list[Result]:
                               f"listener {port.listener_port} forwards to {where}; the task's hostPort is "
                               f"{port.host_port} (target group {wanted})",
                               f"forward the listener to {wanted} (repair does)"))
+        elif listener.get("Protocol") != ("HTTP" if inv.params.nlb.type == "application" else "TCP"):
+            out.append(Result(f"listener.{port.listener_port}", "listener", "fail",
+                              f"listener {port.listener_port} is {listener.get('Protocol')}",
+                              "recreate the listener with the protocol the load balancer type needs (repair does)"))
         else:
             out.append(Result(f"listener.{port.listener_port}", "listener", "pass",
-                              f"TCP {port.listener_port} -> {tg['TargetGroupName']} :{tg['Port']}"))
+                              f"{listener.get('Protocol')} {port.listener_port} -> {tg['TargetGroupName']} "
+                              f":{tg['Port']}"))
     return out
 
 
@@ -559,11 +671,14 @@ def listener_forwards_to_host_port(inv: Inventory) -> list[Result]:
 def target_group_port(inv: Inventory) -> Result:
     """The target group is TCP on the fixed host port with instance targets."""
     tg = _primary_tg(inv)
+    p = inv.params
     if tg is None:
         return Result("target_group.exists", "target_group", "fail",
-                      f"no target group {inv.names.target_group(inv.params.service.host_port)}",
-                      "create the target group on the host port (repair does)")
-    ok = tg["Protocol"] == "TCP" and tg["Port"] == inv.params.service.host_port and tg["TargetType"] == "instance"
+                      f"no target group {inv.names.target_group(p.target_port)}",
+                      "create the target group (repair does)")
+    protocol = "HTTP" if p.nlb.type == "application" else "TCP"
+    ok = (tg["Protocol"] == protocol and tg["Port"] == p.target_port
+          and tg["TargetType"] == ("ip" if p.awsvpc else "instance"))
     return Result("target_group.port", "target_group", "pass" if ok else "fail",
                   f"{tg['TargetGroupName']} {tg['Protocol']} :{tg['Port']} {tg['TargetType']} targets",
                   "" if ok else "a target group's port and type cannot change: destroy and apply again")
@@ -577,12 +692,11 @@ def targets_healthy(inv: Inventory) -> list[Result]:
     tg = _primary_tg(inv)
     if tg is None:
         return [Result("targets.registered", "targets", "skip", "no target group (see target_group.exists)")]
-    name, port = tg["TargetGroupName"], inv.params.service.host_port
+    name, port = tg["TargetGroupName"], inv.params.target_port
     descs = inv.health.get(tg["TargetGroupArn"], [])
     registered = {(d["Target"]["Id"], d["Target"].get("Port")) for d in descs
                   if d["TargetHealth"]["State"] != "draining"}
-    container_port = inv.params.service.container_port
-    serving = {(t["instance_id"], t["bindings"].get(container_port)) for t in _running_tasks(inv)}
+    serving = serving_targets(inv)
     out = []
 
     # Every running task of ours must be a target, or the NLB never sends it traffic.
@@ -601,7 +715,8 @@ def targets_healthy(inv: Inventory) -> list[Result]:
                               f"{len(serving)} running task(s) registered in {name}"))
 
     # A target on another port: explained by a task definition that changed the host port, else a stray.
-    elsewhere = sorted((i, p) for i, p in registered if p != port)
+    # Only a fixed host port makes "another port" wrong; dynamic ports and IP targets each have their own.
+    elsewhere = sorted((i, p) for i, p in registered if p != port) if inv.params.fixed_host_port else []
     if elsewhere:
         shown = ", ".join(f"{i}:{p}" for i, p in elsewhere)
         if _task_host_port_wrong(inv):
@@ -638,7 +753,9 @@ def targets_healthy(inv: Inventory) -> list[Result]:
     summary = f"{len(judged) - len(bad)}/{len(judged)} healthy"
     if not bad:
         azs = sorted({_az(inv, d["Target"]["Id"]) for d in judged})
-        out.append(Result("targets.healthy", "targets", "pass", f"{summary} on port {port} in {azs}"))
+        where = (f"port {port}" if inv.params.fixed_host_port else "IP targets" if inv.params.awsvpc
+                 else "dynamic host ports")
+        out.append(Result("targets.healthy", "targets", "pass", f"{summary} on {where} in {azs}"))
     elif not tg.get("LoadBalancerArns"):
         out.append(Result("targets.healthy", "targets", "warn",
                           f"{summary}: no listener forwards to {name}, so its targets are unused: {text}",
@@ -672,10 +789,14 @@ def task_definition_ports(inv: Inventory) -> Result:
     main = _main_mapping(inv)
     tg = _primary_tg(inv)
     problems = []
-    if td.get("networkMode") != "bridge":
-        problems.append(f"networkMode {td.get('networkMode')}, not bridge")
+    p = inv.params
+    if td.get("networkMode") != s.network_mode:
+        problems.append(f"networkMode {td.get('networkMode')}, not {s.network_mode}")
     if main is None:
         problems.append(f"no mapping for containerPort {s.container_port}")
+    elif not p.fixed_host_port:
+        if (main.get("hostPort") or 0) != _expected_host_port(p):
+            problems.append(f"hostPort {main.get('hostPort')}; expected {_expected_host_port(p)}")
     elif main.get("hostPort") != s.host_port:
         where = f"target group {tg['TargetGroupName']} is on port {tg['Port']}" if tg else "no target group"
         problems.append(f"hostPort {main.get('hostPort')} -> containerPort {s.container_port}; {where} and params "
@@ -686,7 +807,7 @@ def task_definition_ports(inv: Inventory) -> Result:
                       f"register a task definition with hostPort {s.host_port} -> {s.container_port} in bridge mode "
                       "and redeploy the service (repair does)")
     return Result("task_definition.ports", "task_definition", "pass",
-                  f"{name} bridge hostPort {s.host_port} -> containerPort {s.container_port}")
+                  f"{name} {s.network_mode} hostPort {_expected_host_port(p)} -> containerPort {s.container_port}")
 
 
 # -- security group --
@@ -695,6 +816,10 @@ def task_definition_ports(inv: Inventory) -> Result:
 def security_group_admits_nlb(inv: Inventory) -> list[Result]:
     """Instance security groups admit the host port from the NLB subnets, and nothing from everywhere."""
     s = inv.params.service
+    if inv.params.awsvpc:
+        return _task_group(inv)
+    if inv.params.dynamic_host_ports:
+        return _alb_to_instances(inv)
     out = []
     running = [i for i, inst in inv.instances.items() if inst.get("State", {}).get("Name") == "running"]
     if not running or not inv.subnets:
@@ -720,6 +845,70 @@ def security_group_admits_nlb(inv: Inventory) -> list[Result]:
                           "from 0.0.0.0/0",
                           "remove that rule; only the NLB subnets need the host port (the runbook did not create "
                           "it and leaves it to its owner)"))
+    return out
+
+
+def _task_group(inv: Inventory) -> list[Result]:
+    """awsvpc: the tasks' own group admits the container port from the load balancer only."""
+    n, port = inv.names, inv.params.service.container_port
+    group = inv.groups.get(n.task_security_group)
+    if group is None:
+        return [Result("security_group.task_group", "security_group", "fail",
+                       f"no security group {n.task_security_group} for the tasks", "create it (repair does)")]
+    rules = inv.group_rules.get(n.task_security_group, [])
+    if inv.params.nlb.type == "application":
+        alb = inv.groups.get(n.alb_security_group) or {}
+        admitted = any(_admits(r, port, "255.255.255.255/32", {alb.get("GroupId")}) for r in rules)
+        lacking = [] if admitted else [alb.get("GroupId", n.alb_security_group)]
+    else:
+        lacking = [c for c in _nlb_cidrs(inv) if not any(_admits(r, port, c) for r in rules)]
+    out = []
+    if lacking:
+        out.append(Result("security_group.task_group", "security_group", "fail",
+                          f"{group['GroupId']} ({n.task_security_group}) does not admit tcp:{port} from {lacking}: "
+                          "health checks and traffic to the tasks are dropped",
+                          f"add ingress tcp:{port} from {lacking} to {group['GroupId']} (repair does)"))
+    else:
+        out.append(Result("security_group.task_group", "security_group", "pass",
+                          f"{group['GroupId']} admits tcp:{port} from the load balancer"))
+    service_groups = ((inv.service or {}).get("networkConfiguration") or {}).get(
+        "awsvpcConfiguration", {}).get("securityGroups")
+    if inv.service and service_groups != [group["GroupId"]]:
+        out.append(Result("security_group.task_attached", "security_group", "fail",
+                          f"the service's tasks are in {service_groups}, not {group['GroupId']}",
+                          "update the service's network configuration (repair does)"))
+    wide = [r for r in rules if _admits(r, port, "0.0.0.0/0")]
+    if wide:
+        out.append(Result("security_group.no_wide_rule", "security_group", "fail",
+                          f"{group['GroupId']} admits tcp:{port} from 0.0.0.0/0", "remove that rule"))
+    return out
+
+
+def _alb_to_instances(inv: Inventory) -> list[Result]:
+    """Bridge behind an ALB: instance groups admit the ephemeral range from the ALB's group only."""
+    alb = inv.groups.get(inv.names.alb_security_group) or {}
+    low, high = EPHEMERAL_RANGE
+    missing = []
+    for instance_id, inst in sorted(inv.instances.items()):
+        if inst.get("State", {}).get("Name") != "running":
+            continue
+        groups = {g["GroupId"] for g in inst.get("SecurityGroups", [])}
+        rules = [r for r in inv.all_rules if r["GroupId"] in groups]
+        ok = any(r.get("FromPort", 99999) <= low and r.get("ToPort", -1) >= high
+                 and (r.get("ReferencedGroupInfo") or {}).get("GroupId") == alb.get("GroupId") for r in rules)
+        if not ok:
+            missing.append(instance_id)
+    if missing:
+        return [Result("security_group.alb_to_instances", "security_group", "fail",
+                       f"{missing} do not admit tcp:{low}-{high} (dynamic host ports) from the ALB's group "
+                       f"{alb.get('GroupId', 'missing')}: health checks fail",
+                       f"add ingress tcp:{low}-{high} from {alb.get('GroupId')} to the instance group (repair does)")]
+    wide = [r for r in inv.all_rules if _admits(r, low, "0.0.0.0/0")]
+    out = [Result("security_group.alb_to_instances", "security_group", "pass",
+                  f"tcp:{low}-{high} admitted from {alb.get('GroupId')} only")]
+    if wide:
+        out.append(Result("security_group.no_wide_rule", "security_group", "fail",
+                          f"{wide[0]['GroupId']} admits the ephemeral range from 0.0.0.0/0", "remove that rule"))
     return out
 
 
@@ -754,16 +943,17 @@ def service_running(inv: Inventory) -> list[Result]:
     config = svc.get("deploymentConfiguration", {})
     minimum, maximum = config.get("minimumHealthyPercent", 100), config.get("maximumPercent", 200)
     capacity = len(placeable_instances(SimpleNamespace(params=p), inv.world)) if inv.world else desired
-    problem = rollout_problem(desired, capacity, minimum, maximum)
+    problem = rollout_problem(desired, capacity, minimum, maximum) if p.fixed_host_port else None
     if problem:
         out.append(Result("service.deployment", "service", "fail", f"deployment configuration {minimum}-{maximum}%: "
                           + problem.split(": a new task")[0] + ": the next deployment stalls",
                           f"set minimumHealthyPercent {p.minimum_healthy_percent} and maximumPercent "
-                          f"{p.service.deployment.maximum_percent} as params say (repair does)"))
+                          f"{p.maximum_percent} as params say (repair does)"))
     else:
         out.append(Result("service.deployment", "service", "pass",
                           f"deployment {minimum}-{maximum}% can replace tasks on {capacity} instance(s) with the "
-                          "host port free"))
+                          "host port free" if p.fixed_host_port else
+                          f"deployment {minimum}-{maximum}%: no fixed host port, tasks do not compete for one"))
 
     tg = _primary_tg(inv)
     lbs = svc.get("loadBalancers", [])

@@ -41,6 +41,12 @@ def _summary(result) -> str:
 def _run(args) -> int:
     from .runner import run
 
+    if isinstance(args.env, list):  # apply takes several environments
+        if len(args.env) > 1:
+            from .runner import run_many
+
+            return run_many(args.env, parallel=args.parallel, confirm=args.confirm, log_output=args.log_output)
+        args.env = args.env[0]
     result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output,
                  yes=getattr(args, "yes", False))
     print(_summary(result))
@@ -239,6 +245,15 @@ def _policy(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    """Write Terraform import blocks and resources for what the runbook created (read-only)."""
+    from .export import export
+
+    result, out = export(args.env, args.out, args.format)
+    print(result.summary(out))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="runbook", description="Expose a private ECS service through "
                                   "API Gateway, a VPC link and an internal NLB.")
@@ -251,7 +266,13 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         if name in ("destroy", "repair"):
             p.add_argument("--yes", action="store_true", help="apply the plan (otherwise only show it)")
-        p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+        if name == "apply":
+            p.add_argument("env", nargs="+", help="params/ENV.yaml or a path to a YAML file; several: one run "
+                           "(own lock and record) each")
+            p.add_argument("--parallel", type=int, default=1, metavar="N",
+                           help="with several ENVs: apply at most N at once (default 1)")
+        else:
+            p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
         p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")
         p.add_argument("--log-output", action="store_true", help="stream notebook output while it runs")
         p.set_defaults(func=_run)
@@ -276,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--any-resource", action="store_true",
                    help="same actions on Resource '*', without conditions (for emulators that check only actions)")
     p.set_defaults(func=_policy)
+    p = sub.add_parser("export", help="read-only: write Terraform import blocks and resources for what the "
+                       "runbook created, to adopt it without recreating anything")
+    p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+    p.add_argument("--format", choices=["terraform"], default="terraform", help="output format (terraform)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: terraform/<environment>)")
+    p.set_defaults(func=_export)
     p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")

@@ -20,7 +20,7 @@ from .params import Params, load_raw, parse_params
 MODES = ("plan", "apply", "repair-plan", "repair")
 # The top-level keys a notebook's parameters cell declares; papermill -f injects them.
 PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
-              "vpc_id", "cluster", "service", "nlb", "api")
+              "vpc_id", "cluster", "service", "nlb", "load_balancer", "vpc_link", "api")
 RUN_DIR_ENV = "RUNBOOK_RUN_DIR"
 
 

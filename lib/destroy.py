@@ -2,13 +2,18 @@
 
 Order: the custom domain's mapping and the REST API first (traffic stops at the front door), then the
 ECS service (scaled to 0 and drained, then deleted), its task definitions and the security group rules,
-then the VPC link (AWS refuses to delete an NLB a link still uses, so we wait until it is gone), and
-last the listeners, target groups and the NLB. Every step finds what exists by the runbook's tags, so a
-destroy that was interrupted, or one after a partial apply, just does what is left; a second destroy
-finds nothing and changes nothing. Anything not tagged as this environment's runbook's is left alone.
+then the VPC link (AWS refuses to delete an NLB a link still uses, so we wait until it is gone; a V2
+link goes before the load balancer its integration targets), then the listeners, target groups and the
+load balancer, and last the security groups the runbook created (V2 link, ALB, awsvpc tasks), once no
+rule references them and no network interface (link, load balancer or task) is in them. Every step
+finds what exists by the runbook's tags, so a destroy that was interrupted, or one after a partial
+apply, just does what is left; a second destroy finds nothing and changes nothing. Anything not tagged
+as this environment's runbook's is left alone.
 """
 
 from __future__ import annotations
+
+import time
 
 from botocore.exceptions import ClientError
 
@@ -16,9 +21,10 @@ from . import waits
 from .context import Context
 from .ecs_service import describe_service
 from .loadbalancer import owned_target_groups
+from .names import TAG_ENV
 from .plan import Plan
 from .routes import owned_rest_apis
-from .vpclink import owned_links
+from .vpclink import owned_links, owned_links_v2
 
 PERMISSIONS = [
     "apigateway:GET", "apigateway:DELETE",
@@ -28,7 +34,7 @@ PERMISSIONS = [
     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteLoadBalancer", "ec2:DeleteSecurityGroup",
 ]
 NOT_OURS = "not tagged as this runbook's: left alone"
 PLAN_ONLY = "plan mode: nothing was removed, nothing to wait for"
@@ -178,8 +184,10 @@ def revoke_security_group_rules(ctx: Context) -> Plan:
     for rule in rules:
         if rule["IsEgress"] or not ctx.names.owns(rule.get("Tags")):
             continue
-        if plan.add(f"{rule['GroupId']} ingress tcp:{rule['FromPort']} from {rule.get('CidrIpv4')}", "delete",
-                    "allow", None, "the host port no longer needs to be open to the NLB subnets"):
+        source = rule.get("CidrIpv4") or (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
+        ports = f"{rule['FromPort']}" if rule["FromPort"] == rule["ToPort"] else f"{rule['FromPort']}-{rule['ToPort']}"
+        if plan.add(f"{rule['GroupId']} ingress tcp:{ports} from {source}", "delete",
+                    "allow", None, "the port no longer needs to be open to the load balancer"):
             revoke.setdefault(rule["GroupId"], []).append(rule["SecurityGroupRuleId"])
     if not plan.rows:
         plan.add("security group rules", "none", None, None, "none tagged as this runbook's")
@@ -192,6 +200,13 @@ def revoke_security_group_rules(ctx: Context) -> Plan:
 
 def remove_vpc_links(ctx: Context) -> Plan:
     plan = Plan(apply=ctx.apply)
+    for link in owned_links_v2(ctx):
+        label = f"VPC link V2 {link['name']} ({link['id']})"
+        if link.get("status") == "DELETING":
+            plan.add(label, "none", "DELETING", None, "already being deleted")
+        elif plan.add(label, "delete", link.get("status"), None,
+                      "its network interfaces keep its security group in use; it goes before the load balancer"):
+            ctx.aws.apigatewayv2.delete_vpc_link(VpcLinkId=link["id"])
     links = owned_links(ctx)
     for link in links:
         label = f"VPC link {link['name']} ({link['id']})"
@@ -200,18 +215,23 @@ def remove_vpc_links(ctx: Context) -> Plan:
         elif plan.add(label, "delete", link.get("status"), None,
                       "AWS refuses to delete an NLB while a VPC link targets it"):
             ctx.aws.apigateway.delete_vpc_link(vpcLinkId=link["id"])
-    if not links:
+    if not links and not [r for r in plan.rows if r.resource.startswith("VPC link V2")]:
         plan.add(f"VPC link {ctx.names.vpc_link}", "none", None, None, "not found")
     return plan
 
 
 def wait_vpc_links_gone(ctx: Context) -> str:
     links = owned_links(ctx)
-    if not links:
+    links_v2 = owned_links_v2(ctx)
+    if not links and not links_v2:
         return "no VPC link of this runbook's is left"
     if not ctx.apply:
         return PLAN_ONLY
     done = []
+    for link in links_v2:
+        seconds = waits.wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", f"VPC link V2 {link['id']} deleted",
+                             VpcLinkId=link["id"])
+        done.append(f"VPC link V2 {link['id']} gone after {seconds:.1f}s")
     for link in links:
         seconds = waits.wait(ctx.aws.apigateway, "VpcLinkDeleted", f"VPC link {link['id']} deleted",
                              vpcLinkId=link["id"])
@@ -221,11 +241,11 @@ def wait_vpc_links_gone(ctx: Context) -> str:
 
 # ---- NLB -----------------------------------------------------------------------------------------------
 
-def _load_balancer(ctx: Context) -> tuple[dict | None, str]:
-    """(our NLB, why not when None): found by its name, and ours only if its tags say so."""
+def _load_balancer(ctx: Context, name: str | None = None) -> tuple[dict | None, str]:
+    """(our load balancer, why not when None): found by its name, and ours only if its tags say so."""
     elbv2 = ctx.aws.elbv2
     try:
-        lb = elbv2.describe_load_balancers(Names=[ctx.names.nlb])["LoadBalancers"][0]
+        lb = elbv2.describe_load_balancers(Names=[name or ctx.names.nlb])["LoadBalancers"][0]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "LoadBalancerNotFound":
             raise
@@ -236,14 +256,22 @@ def _load_balancer(ctx: Context) -> tuple[dict | None, str]:
     return lb, ""
 
 
+def _load_balancers(ctx: Context) -> list[dict]:
+    """Ours under any name it may have had (NLB or ALB: load_balancer.type can change between applies)."""
+    return [lb for name in ctx.names.load_balancer_names for lb in [_load_balancer(ctx, name)[0]] if lb]
+
+
 def remove_load_balancer(ctx: Context) -> Plan:
     """Listeners (they forward to the target groups), target groups, then the NLB."""
     plan = Plan(apply=ctx.apply)
     elbv2, names = ctx.aws.elbv2, ctx.names
     lb, why_not = _load_balancer(ctx)
-    listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"] if lb else []
+    others = [other for other in _load_balancers(ctx) if other["LoadBalancerName"] != names.nlb]
+    listeners = [li for one in [lb, *others] if one
+                 for li in elbv2.describe_listeners(LoadBalancerArn=one["LoadBalancerArn"])["Listeners"]]
     for listener in listeners:
-        if plan.add(f"listener TCP :{listener['Port']}", "delete", "exists", None, "on this runbook's NLB"):
+        if plan.add(f"listener {listener['Protocol']} :{listener['Port']}", "delete", "exists", None,
+                    "on this runbook's load balancer"):
             elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
     groups = owned_target_groups(ctx)
     for tg in groups:
@@ -252,9 +280,14 @@ def remove_load_balancer(ctx: Context) -> Plan:
             elbv2.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
     if not groups:
         plan.add(f"target groups {names.base}-*", "none", None, None, "none tagged as this runbook's")
+    for other in others:
+        if plan.add(f"load balancer {other['LoadBalancerName']}", "delete", other["State"]["Code"], None,
+                    "ours, from an apply with another load_balancer.type"):
+            elbv2.delete_load_balancer(LoadBalancerArn=other["LoadBalancerArn"])
     if lb is None:
         plan.add(f"NLB {names.nlb}", "none", None, None, why_not)
-    elif plan.add(f"NLB {names.nlb}", "delete", lb["State"]["Code"], None, "the last piece of the chain"):
+    elif plan.add(f"{'ALB' if lb['Type'] == 'application' else 'NLB'} {names.nlb}", "delete", lb["State"]["Code"],
+                  None, "the last piece of the chain"):
         elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     return plan
 
@@ -269,3 +302,52 @@ def wait_load_balancer_gone(ctx: Context) -> str:
     seconds = waits.wait(ctx.aws.elbv2, "load_balancers_deleted", f"NLB {ctx.names.nlb} deleted",
                          Names=[ctx.names.nlb])
     return f"NLB {ctx.names.nlb} is gone after {seconds:.1f}s"
+
+
+# ---- security groups the runbook created -------------------------------------------------------------------
+
+def _owned_groups(ctx: Context) -> list[dict]:
+    groups = [g for page in ctx.aws.ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]},
+                 {"Name": f"tag:{TAG_ENV}", "Values": [ctx.params.environment]}]) for g in page["SecurityGroups"]]
+    return [g for g in groups if ctx.names.owns(g.get("Tags"))]
+
+
+def remove_security_groups(ctx: Context) -> Plan:
+    """Our groups (V2 link, ALB, tasks), after their rules, the link, the load balancer and the tasks are gone.
+
+    A group another group's rule references, or a network interface still uses (AWS releases a deleted
+    load balancer's or link's interfaces a little later), is refused with DependencyViolation; those are
+    retried until the interfaces are released, and the groups that reference each other are emptied first.
+    """
+    plan = Plan(apply=ctx.apply)
+    groups = _owned_groups(ctx)
+    if not groups:
+        plan.add("security groups", "none", None, None, "none tagged as this runbook's")
+        return plan
+    ids = {g["GroupId"] for g in groups}
+    for group in groups:  # rules between our own groups (ALB from link, tasks from ALB) go first
+        refs = [p for p in group.get("IpPermissions", []) if any(u.get("GroupId") in ids
+                                                                 for u in p.get("UserIdGroupPairs", []))]
+        if refs and plan.add(f"{group['GroupId']} rules referencing our groups", "delete", len(refs), None,
+                             "a group cannot be deleted while another group's rule references it"):
+            ctx.aws.ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=refs)
+    pending = []
+    for group in groups:
+        if plan.add(f"security group {group['GroupName']} ({group['GroupId']})", "delete", "exists", None,
+                    "created by the runbook; nothing uses it any more"):
+            pending.append(group)
+    deadline = time.monotonic() + 300
+    while pending:
+        left = []
+        for group in pending:
+            try:
+                ctx.aws.ec2.delete_security_group(GroupId=group["GroupId"])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "DependencyViolation" or time.monotonic() > deadline:
+                    raise
+                left.append(group)
+        pending = left
+        if pending:
+            time.sleep(2)
+    return plan

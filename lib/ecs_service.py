@@ -1,4 +1,5 @@
-"""The fixed-port ECS service: bridge-mode task definition, instance security group rules, the service."""
+"""The ECS service: task definition (bridge with a fixed or dynamic host port, or awsvpc on EC2 or Fargate), the
+security group rules that admit the load balancer (instance groups, or the tasks' own group), the service."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from . import waits
 from .context import Context
 from .errors import PreflightRefused, StepFailed
 from .inspect_vpc import World, placeable_instances, rollout_problem
-from .loadbalancer import desired_subnets, exposed_ports, find_load_balancer, owned_target_groups
+from .loadbalancer import (
+    EPHEMERAL_RANGE,
+    desired_subnets,
+    ensure_ingress,
+    ensure_security_group,
+    exposed_ports,
+    find_load_balancer,
+    find_security_group,
+    owned_target_groups,
+)
 from .plan import Plan
 
 PERMISSIONS = [
@@ -16,7 +26,7 @@ PERMISSIONS = [
     "ecs:UpdateService", "ecs:TagResource", "ecs:ListTasks", "ecs:DescribeTasks", "iam:PassRole",
     "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
     "ec2:CreateTags", "ec2:DescribeSubnets", "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroups", "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup",
 ]
 DEFAULT_EXECUTION_ROLE = "ecsTaskExecutionRole"
 
@@ -25,7 +35,10 @@ DEFAULT_EXECUTION_ROLE = "ecsTaskExecutionRole"
 
 def desired_container(ctx: Context) -> dict:
     s = ctx.params.service
-    mappings = [{"containerPort": s.container_port, "hostPort": s.host_port, "protocol": "tcp"}]
+    # fixed: the NLB targets this host port; dynamic: 0, ECS picks one per task; awsvpc: the container port.
+    host_port = (s.host_port if ctx.params.fixed_host_port else 0 if ctx.params.dynamic_host_ports
+                 else s.container_port)
+    mappings = [{"containerPort": s.container_port, "hostPort": host_port, "protocol": "tcp"}]
     mappings += [{"containerPort": e.container_port, "hostPort": e.host_port, "protocol": "tcp"}
                  for e in s.extra_ports]
     container = {
@@ -61,7 +74,8 @@ def current_task_definition(ctx: Context) -> dict | None:
 
 
 def _execution_role(ctx: Context) -> str | None:
-    if not ctx.params.service.secrets:
+    # Fargate pulls the image (ECR) and resolves secrets with the execution role; EC2 needs it for secrets only.
+    if not ctx.params.service.secrets and ctx.params.service.launch_type != "FARGATE":
         return None
     return f"arn:aws:iam::{ctx.params.account_id}:role/{DEFAULT_EXECUTION_ROLE}"
 
@@ -74,7 +88,8 @@ def ensure_task_definition(ctx: Context, plan: Plan) -> str:
     if current is not None:
         containers = current.get("containerDefinitions", [])
         same = (len(containers) == 1 and _comparable(containers[0]) == _comparable(desired)
-                and current.get("networkMode") == "bridge"
+                and current.get("networkMode") == ctx.params.service.network_mode
+                and _compatible(current, ctx)
                 and current.get("executionRoleArn") == _execution_role(ctx))
         if same:
             plan.add(f"task definition {ctx.names.task_family}", "none", f"revision {current['revision']}, {ports}",
@@ -86,14 +101,30 @@ def ensure_task_definition(ctx: Context, plan: Plan) -> str:
     else:
         action, current_text = "create", None
     arn = f"{ctx.names.task_family}:(new revision)"
-    if plan.add(f"task definition {ctx.names.task_family}", action, current_text, f"bridge, {ports}",
-                "bridge mode with a fixed hostPort so NLB instance targets reach the container"):
+    s = ctx.params.service
+    why = ("bridge mode with a fixed hostPort so NLB instance targets reach the container" if ctx.params.fixed_host_port
+           else "bridge mode with hostPort 0: ECS gives each task an ephemeral host port the ALB targets"
+           if ctx.params.dynamic_host_ports else
+           f"awsvpc on {s.launch_type}: each task gets its own network interface and IP, registered as an IP target")
+    if plan.add(f"task definition {ctx.names.task_family}", action, current_text,
+                f"{s.network_mode} {s.launch_type}, {ports}", why):
         extra = {"executionRoleArn": _execution_role(ctx)} if _execution_role(ctx) else {}
+        if s.launch_type == "FARGATE":
+            extra.update(cpu=str(s.cpu), memory=str(s.memory))
         arn = ctx.aws.ecs.register_task_definition(
-            family=ctx.names.task_family, networkMode="bridge", requiresCompatibilities=["EC2"],
+            family=ctx.names.task_family, networkMode=s.network_mode, requiresCompatibilities=[s.launch_type],
             containerDefinitions=[desired], tags=ctx.names.tag_list("key", "value"), **extra,
         )["taskDefinition"]["taskDefinitionArn"]
     return arn
+
+
+def _compatible(current: dict, ctx: Context) -> bool:
+    s = ctx.params.service
+    if s.launch_type not in (current.get("requiresCompatibilities") or ["EC2"]):
+        return False
+    if s.launch_type == "FARGATE":
+        return str(current.get("cpu")) == str(s.cpu) and str(current.get("memory")) == str(s.memory)
+    return True
 
 
 # ---- security group rules ----------------------------------------------------------------------------
@@ -126,12 +157,61 @@ def owned_rules(ctx: Context, group_id: str) -> list[dict]:
     return [r for r in rules if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))]
 
 
+def link_subnet_cidrs(ctx: Context, world: World) -> list[str]:
+    """Where a V2 link's interfaces send from (an NLB keeps the client IP for instance targets)."""
+    if ctx.params.vpc_link.version != 2:
+        return []
+    from .vpclink import link_subnets
+
+    subnet_ids = link_subnets(ctx, find_load_balancer(ctx)) or desired_subnets(ctx, world)
+    return sorted(s["cidr"] for s in world.subnets if s["subnet_id"] in subnet_ids)
+
+
 def ensure_security_group_rules(ctx: Context, world: World, plan: Plan) -> None:
-    cidrs = nlb_subnet_cidrs(ctx, world)
-    s = ctx.params.service
+    p = ctx.params
+    if p.awsvpc:
+        _ensure_task_security_group(ctx, world, plan)
+        return
+    if p.dynamic_host_ports:
+        alb_group = find_security_group(ctx, ctx.names.alb_security_group)
+        source = alb_group["GroupId"] if alb_group else "<ALB security group>"
+        for group_id in instance_security_groups(world):
+            ensure_ingress(ctx, plan, group_id, "dynamic host ports from the ALB",
+                           {(EPHEMERAL_RANGE[0], EPHEMERAL_RANGE[1], source)},
+                           "ECS gives each task an ephemeral host port; only the ALB's security group may reach it")
+        return
+    cidrs = sorted(set(nlb_subnet_cidrs(ctx, world)) | set(link_subnet_cidrs(ctx, world)))
+    s = p.service
     host_ports = [s.host_port] + [e.host_port for e in s.extra_ports]
     for group_id in instance_security_groups(world):
         _ensure_rules_in_group(ctx, plan, group_id, {(port, cidr) for port in host_ports for cidr in cidrs})
+
+
+def task_subnets(ctx: Context, world: World) -> list[str]:
+    """awsvpc: service.subnets, else the load balancer's subnets, else where the cluster instances are."""
+    if ctx.params.service.subnets:
+        return sorted(ctx.params.service.subnets)
+    lb = find_load_balancer(ctx)
+    if lb is not None:
+        return sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", []))
+    return desired_subnets(ctx, world)
+
+
+def _ensure_task_security_group(ctx: Context, world: World, plan: Plan) -> str | None:
+    """awsvpc tasks' own group: the container port from the load balancer only (NLB subnets, or the ALB's group)."""
+    group_id = ensure_security_group(ctx, plan, ctx.names.task_security_group,
+                                     "awsvpc tasks of the service accept the container port from the load balancer")
+    port = ctx.params.service.container_port
+    if ctx.params.nlb.type == "application":
+        alb_group = find_security_group(ctx, ctx.names.alb_security_group)
+        sources = [alb_group["GroupId"] if alb_group else "<ALB security group>"]
+        why = "only the ALB's security group reaches the tasks"
+    else:
+        sources = nlb_subnet_cidrs(ctx, world)
+        why = "NLB health checks and traffic to IP targets come from the NLB subnets; nothing wider"
+    ensure_ingress(ctx, plan, group_id, "container port from the load balancer",
+                   {(port, port, source) for source in sources}, why)
+    return group_id
 
 
 def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[tuple[int, str]]) -> None:
@@ -195,29 +275,58 @@ def check_rollout(ctx: Context, world: World) -> None:
             f"{p.service.host_port}: a fixed host port allows one task per instance. Lower desired_count or add "
             "instances. Nothing was changed.")
     problem = rollout_problem(p.service.desired_count, capacity, p.minimum_healthy_percent,
-                              p.service.deployment.maximum_percent)
+                              p.maximum_percent)
     if problem:
         raise PreflightRefused(f"service.deployment: {problem}. Nothing was changed.")
 
 
+def _network_configuration(ctx: Context, world: World) -> dict | None:
+    if not ctx.params.awsvpc:
+        return None
+    group = find_security_group(ctx, ctx.names.task_security_group)
+    config = {"subnets": task_subnets(ctx, world),
+              "securityGroups": [group["GroupId"] if group else f"<{ctx.names.task_security_group}>"]}
+    if ctx.params.service.launch_type == "FARGATE":
+        config["assignPublicIp"] = "DISABLED"  # private subnets only; EC2 tasks take no such setting
+    return {"awsvpcConfiguration": config}
+
+
+def _placement(ctx: Context) -> dict:
+    p = ctx.params
+    if p.service.launch_type == "FARGATE":
+        return {}  # Fargate places tasks itself (across the subnets' AZs)
+    spread = [{"type": "spread", "field": "attribute:ecs.availability-zone"}]
+    if p.fixed_host_port:
+        return {"placementConstraints": [{"type": "distinctInstance"}], "placementStrategy": spread}
+    return {"placementStrategy": spread}
+
+
 def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan) -> None:
     p, names = ctx.params, ctx.names
-    check_rollout(ctx, world)
-    deployment = {"maximumPercent": p.service.deployment.maximum_percent,
-                  "minimumHealthyPercent": p.minimum_healthy_percent}
+    if p.fixed_host_port:
+        check_rollout(ctx, world)
+    else:
+        plan.add("fixed host port constraint", "none", "-", "does not apply",
+                 ("awsvpc: every task has its own network interface and IP, so several tasks can run on one "
+                  "instance (or on Fargate) and deployments need no spare instance" if p.awsvpc else
+                  "dynamic host ports: ECS picks a free ephemeral port per task, so several tasks can run on one "
+                  "instance and deployments need no spare instance"))
+    deployment = {"maximumPercent": p.maximum_percent, "minimumHealthyPercent": p.minimum_healthy_percent}
     load_balancers = _load_balancers(ctx)
+    network = _network_configuration(ctx, world)
     current = find_service(ctx)
+    spread = "one task per instance" if p.fixed_host_port else f"{p.service.network_mode} {p.service.launch_type}"
     desired_text = (f"{task_definition.split('/')[-1]}, desired {p.service.desired_count}, "
-                    f"one task per instance, deploy {deployment['minimumHealthyPercent']}-"
-                    f"{deployment['maximumPercent']}%")
+                    f"{spread}, deploy {deployment['minimumHealthyPercent']}-{deployment['maximumPercent']}%")
     if current is None:
-        if plan.add(f"ECS service {names.ecs_service}", "create", None, desired_text,
-                    "runs one task per instance on the fixed host port, registered in the target group"):
+        why = ("runs one task per instance on the fixed host port, registered in the target group"
+               if p.fixed_host_port else "ECS registers every task in the target group as it starts")
+        if plan.add(f"ECS service {names.ecs_service}", "create", None, desired_text, why):
+            extra = {"networkConfiguration": network} if network else {}
             ctx.aws.ecs.create_service(
                 cluster=p.cluster, serviceName=names.ecs_service, taskDefinition=task_definition,
-                desiredCount=p.service.desired_count, launchType="EC2", loadBalancers=load_balancers,
-                placementConstraints=[{"type": "distinctInstance"}],
-                placementStrategy=[{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+                desiredCount=p.service.desired_count, launchType=p.service.launch_type, loadBalancers=load_balancers,
+                **_placement(ctx), **extra,
                 deploymentConfiguration=deployment, healthCheckGracePeriodSeconds=30,
                 tags=names.tag_list("key", "value"), propagateTags="SERVICE", enableECSManagedTags=True)
         return
@@ -233,6 +342,12 @@ def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan)
     current_dep = {k: current.get("deploymentConfiguration", {}).get(k) for k in deployment}
     if current_dep != deployment:
         changes["deploymentConfiguration"] = deployment
+    if network and _network_differs(current.get("networkConfiguration"), network):
+        changes["networkConfiguration"] = network
+    if current.get("launchType", "EC2") != p.service.launch_type:
+        raise StepFailed(f"ECS service {names.ecs_service} runs on {current.get('launchType')}; params say "
+                         f"{p.service.launch_type}, and a service's launch type cannot change: destroy and apply "
+                         "again (or use another service.name)")
     if not changes:
         plan.add(f"ECS service {names.ecs_service}", "none", desired_text, desired_text, "up to date")
         return
@@ -240,6 +355,13 @@ def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan)
     if plan.add(f"ECS service {names.ecs_service}", "update", {k: _short(current, k) for k in changes}, shown,
                 "the service must run the current task definition behind the current target group"):
         ctx.aws.ecs.update_service(cluster=p.cluster, service=names.ecs_service, **changes)
+
+
+def _network_differs(current: dict | None, desired: dict) -> bool:
+    have = (current or {}).get("awsvpcConfiguration", {})
+    want = desired["awsvpcConfiguration"]
+    return (sorted(have.get("subnets", [])) != sorted(want["subnets"])
+            or sorted(have.get("securityGroups", [])) != sorted(want["securityGroups"]))
 
 
 def _short(service: dict, key: str) -> object:

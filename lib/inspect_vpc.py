@@ -16,7 +16,7 @@ PERMISSIONS = [
     "sts:GetCallerIdentity", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
     "ec2:DescribeInstances", "ecs:ListContainerInstances", "ecs:DescribeContainerInstances",
     "ecs:ListTasks", "ecs:DescribeTasks", "elasticloadbalancing:DescribeLoadBalancers",
-    "apigateway:GET",
+    "apigateway:GET", "ecs:DescribeClusters",
 ]
 VPC_LINK_QUOTA = 20
 
@@ -182,7 +182,10 @@ def existing_table(ctx: Context, world: World) -> pd.DataFrame:
 # ---- pre-flight ------------------------------------------------------------------------------------
 
 def _wanted_ports(ctx: Context) -> list[int]:
+    """The fixed host ports every instance must have free (none for dynamic host ports or awsvpc)."""
     s = ctx.params.service
+    if not ctx.params.fixed_host_port:
+        return []
     return [s.host_port] + [e.host_port for e in s.extra_ports]
 
 
@@ -237,16 +240,20 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
             "attach a security group to every container instance")
     capacity = len(placeable_instances(ctx, world))
     if running and len(world.instance_azs) < 2:
-        add("warning", "instances in one AZ", f"all cluster instances are in {world.instance_azs}",
-            "run instances in at least two AZs for availability")
+        add("warning" if p.nlb.type == "network" else "error", "instances in one AZ",
+            f"all cluster instances are in {world.instance_azs}",
+            "run instances in at least two AZs for availability" if p.nlb.type == "network" else
+            "an ALB needs subnets in at least two AZs: set load_balancer.subnets to subnets of two AZs")
     desired = p.service.desired_count
-    if desired > capacity:
+    if not p.fixed_host_port:
+        pass  # no fixed host port: tasks do not compete for a port, so instances do not cap desired_count
+    elif desired > capacity:
         add("error", "desired count larger than instances",
             f"desired_count {desired} but only {capacity} instance(s) can take host port {p.service.host_port}; "
             f"a fixed host port allows one task per instance, so {desired - capacity} task(s) would never start",
             f"set service.desired_count to at most {capacity} or add instances")
     else:
-        problem = rollout_problem(desired, capacity, p.minimum_healthy_percent, p.service.deployment.maximum_percent)
+        problem = rollout_problem(desired, capacity, p.minimum_healthy_percent, p.maximum_percent)
         if problem:
             add("error", "deployment cannot roll with a fixed port", problem,
                 "change service.deployment as described")
@@ -287,7 +294,9 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
             "rename the environment or remove that load balancer")
     if not findings:
         add("info", "ready", f"{capacity} instance(s) in {', '.join(world.instance_azs)} can take the fixed host "
-            f"port {p.service.host_port}", "none")
+            f"port {p.service.host_port}" if p.fixed_host_port else
+            f"{len(running)} instance(s) in {', '.join(world.instance_azs)}; {_path_name(p)} has no fixed host port",
+            "none")
     return pd.DataFrame(findings, columns=["severity", "finding", "detail", "fix"])
 
 
@@ -313,3 +322,101 @@ def world_summary(world: World) -> pd.DataFrame:
         "base path mappings": ", ".join("/" + m["basePath"] for m in world.mappings) or "none",
     }
     return pd.DataFrame({"": list(rows), "found": [str(v) for v in rows.values()]})
+
+
+# ---- which path to take ----------------------------------------------------------------------------
+
+PATHS = {
+    "v1-nlb-fixed": "V1 link + NLB + bridge, fixed host port",
+    "v2-alb-dynamic": "V2 link + ALB + bridge, dynamic host ports",
+    "v2-nlb-awsvpc": "V2 link + NLB + awsvpc (IP targets)",
+}
+PATH_PARAMS = {
+    "v1-nlb-fixed": "vpc_link.version: 1, load_balancer.type: network, service.network_mode: bridge, "
+                    "service.host_port: <free port>",
+    "v2-alb-dynamic": "vpc_link.version: 2, load_balancer.type: application, service.network_mode: bridge, "
+                      "no service.host_port",
+    "v2-nlb-awsvpc": "vpc_link.version: 2, load_balancer.type: network, service.network_mode: awsvpc "
+                     "(launch_type EC2 or FARGATE), no service.host_port",
+}
+
+
+def _path_name(p) -> str:
+    if p.awsvpc:
+        return f"V{p.vpc_link.version} link + {p.nlb.type} LB + awsvpc ({p.service.launch_type})"
+    if p.dynamic_host_ports:
+        return "V2 link + ALB + bridge with dynamic host ports"
+    return f"V{p.vpc_link.version} link + NLB + bridge with fixed host port {p.service.host_port}"
+
+
+def _fargate_capable(ctx: Context) -> bool | None:
+    """Does the cluster have the FARGATE capacity provider? None when it cannot be read."""
+    try:
+        clusters = ctx.aws.ecs.describe_clusters(clusters=[ctx.params.cluster])["clusters"]
+    except ClientError:
+        return None
+    return bool(clusters) and "FARGATE" in (clusters[0].get("capacityProviders") or [])
+
+
+def recommend_path(ctx: Context, world: World) -> pd.DataFrame:
+    """Score the three paths on what inspect found; the first row is the recommendation, each with its reasons."""
+    p = ctx.params
+    running = [i for i in world.instances if i["state"] == "running" and i["status"] == "ACTIVE"]
+    desired = p.service.desired_count
+    fixed = p.service.host_port
+    free_fixed = [i for i in running if fixed is None or fixed not in set(i["used_ports"]) - set(i["our_ports"])]
+    busy_ports = sorted({port for i in running for port in set(i["used_ports"]) - set(i["our_ports"])
+                         if 1024 <= port < 32768})
+    fargate = _fargate_capable(ctx)
+    score = {key: 0 for key in PATHS}
+    reasons: dict[str, list[str]] = {key: [] for key in PATHS}
+
+    def why(key: str, points: int, text: str) -> None:
+        score[key] += points
+        reasons[key].append(text)
+
+    if fixed is not None and len(free_fixed) < desired:
+        why("v1-nlb-fixed", -3, f"only {len(free_fixed)} of {len(running)} instance(s) have host port {fixed} free "
+            f"for desired_count {desired}")
+    elif fixed is not None:
+        why("v1-nlb-fixed", 1, f"{len(free_fixed)} instance(s) have host port {fixed} free for desired_count {desired}")
+    if len(running) <= desired:
+        why("v1-nlb-fixed", -1, f"{len(running)} instance(s) for {desired} task(s): a fixed port leaves no spare "
+            "instance, so deployments must stop a task first")
+        why("v2-alb-dynamic", 1, "several tasks per instance: deployments need no spare instance")
+        why("v2-nlb-awsvpc", 1, "several tasks per instance (or Fargate): deployments need no spare instance")
+    if len(busy_ports) >= 3:
+        why("v2-alb-dynamic", 1, f"instances already hold several host ports ({busy_ports[:6]}...): dynamic ports "
+            "avoid picking one that is free everywhere")
+        why("v2-nlb-awsvpc", 1, f"instances already hold several host ports ({busy_ports[:6]}): awsvpc uses none")
+    if fargate:
+        why("v2-nlb-awsvpc", 2, "the cluster has the FARGATE capacity provider: no instance to manage")
+    elif fargate is False:
+        why("v2-nlb-awsvpc", 0, "no FARGATE capacity provider: awsvpc tasks use instance ENIs (mind the ENI limit "
+            "per instance, or enable awsvpcTrunking)")
+    if p.service.health_check_path:
+        why("v2-alb-dynamic", 1, f"HTTP health check {p.service.health_check_path}: an ALB checks and routes HTTP")
+    else:
+        why("v2-alb-dynamic", -1, "no HTTP health check path: an ALB checks HTTP '/' (set "
+            "service.health_check_path)")
+    if len(world.instance_azs) < 2:
+        why("v2-alb-dynamic", -3, "an ALB needs two AZs; the instances are in one")
+    existing = [v for v in world.vpc_links if ctx.names.owns(v.get("tags"))]
+    if existing:
+        why("v1-nlb-fixed", 1, "this environment already runs on a V1 link: staying avoids a migration")
+    why("v1-nlb-fixed", 0, "the default; no V2 link or ALB cost")
+    rows = [{"path": PATHS[k], "score": score[k], "params": PATH_PARAMS[k],
+             "current": PATHS[k] == _current_path_label(p), "reasons": "; ".join(reasons[k])}
+            for k in sorted(PATHS, key=lambda k: (-score[k], list(PATHS).index(k)))]
+    rows[0]["path"] = f"RECOMMENDED: {rows[0]['path']}"
+    return pd.DataFrame(rows, columns=["path", "score", "current", "params", "reasons"])
+
+
+def _current_path_label(p) -> str:
+    if p.awsvpc and p.vpc_link.version == 2 and p.nlb.type == "network":
+        return PATHS["v2-nlb-awsvpc"]
+    if p.dynamic_host_ports:
+        return PATHS["v2-alb-dynamic"]
+    if p.fixed_host_port and p.vpc_link.version == 1:
+        return PATHS["v1-nlb-fixed"]
+    return _path_name(p)

@@ -1,4 +1,5 @@
-"""The internal Network Load Balancer: NLB, cross-zone, TCP target groups on fixed host ports, listeners."""
+"""The internal load balancer: an NLB (TCP, fixed host ports or IP targets) or an ALB (HTTP, dynamic host ports or
+IP targets, behind a V2 VPC link), its target groups, listeners, and the security groups the runbook creates."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ PERMISSIONS = [
     "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:CreateTargetGroup",
     "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:CreateListener",
     "elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:DeleteTargetGroup", "ec2:DescribeSubnets",
+    "elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:SetSecurityGroups", "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup", "ec2:CreateTags", "ec2:DescribeSecurityGroupRules",
+    "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
 ]
+# ECS dynamic host ports land in the Linux ephemeral range; an ALB reaches them there.
+EPHEMERAL_RANGE = (32768, 65535)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,9 @@ class Port:
 
 def exposed_ports(ctx: Context) -> list[Port]:
     s = ctx.params.service
-    ports = [Port(ctx.params.listener_port, s.host_port, s.container_port)]
+    # host_port here is the target group's port: the fixed host port, else the container port (IP targets
+    # and dynamic host ports register their own port per target).
+    ports = [Port(ctx.params.listener_port, ctx.params.target_port, s.container_port)]
     ports += [Port(e.host_port, e.host_port, e.container_port) for e in s.extra_ports if e.expose]
     return ports
 
@@ -83,37 +90,148 @@ def owned_target_groups(ctx: Context) -> list[dict]:
 
 def _health_check(ctx: Context) -> dict:
     path = ctx.params.service.health_check_path
-    if path:
-        return {"HealthCheckProtocol": "HTTP", "HealthCheckPath": path, "Matcher": {"HttpCode": "200-399"}}
+    if path or ctx.params.nlb.type == "application":
+        # An ALB has no TCP health check; without a path it checks "/" and accepts any non-5xx answer.
+        return {"HealthCheckProtocol": "HTTP", "HealthCheckPath": path or "/",
+                "Matcher": {"HttpCode": "200-399" if path else "200-499"}}
     return {"HealthCheckProtocol": "TCP"}
 
 
-def _ensure_load_balancer(ctx: Context, world: World, plan: Plan) -> dict | None:
+def _protocol(ctx: Context) -> str:
+    return "HTTP" if ctx.params.nlb.type == "application" else "TCP"
+
+
+def _target_type(ctx: Context) -> str:
+    return "ip" if ctx.params.awsvpc else "instance"
+
+
+def _lb_label(ctx: Context) -> str:
+    return f"{'ALB' if ctx.params.nlb.type == 'application' else 'NLB'} {ctx.names.nlb}"
+
+
+# ---- security groups the runbook creates (V2 link, ALB, awsvpc tasks) ------------------------------------
+
+def find_security_group(ctx: Context, name: str) -> dict | None:
+    """Our security group of that name in the VPC; refuses one of that name that is not tagged as ours."""
+    groups = ctx.aws.ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [ctx.params.vpc_id]}, {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    if not groups:
+        return None
+    if not ctx.names.owns(groups[0].get("Tags")):
+        raise StepFailed(f"a security group named {name} exists in {ctx.params.vpc_id} ({groups[0]['GroupId']}) but "
+                         "is not tagged as this runbook's; rename the environment or remove it")
+    return groups[0]
+
+
+def ensure_security_group(ctx: Context, plan: Plan, name: str, purpose: str) -> str | None:
+    """The id of our security group `name` (created, tagged, when missing); None in plan mode before it exists."""
+    group = find_security_group(ctx, name)
+    if group is not None:
+        plan.add(f"security group {name}", "none", group["GroupId"], name, "exists")
+        return group["GroupId"]
+    if plan.add(f"security group {name}", "create", None, f"in {ctx.params.vpc_id}, tagged", purpose):
+        return ctx.aws.ec2.create_security_group(
+            GroupName=name, Description=f"{ctx.names.base}: {purpose}"[:255], VpcId=ctx.params.vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": [*ctx.names.tag_list(),
+                                                                           {"Key": "Name", "Value": name}]}],
+        )["GroupId"]
+    return None
+
+
+def _rule_source(rule: dict) -> str | None:
+    return (rule.get("ReferencedGroupInfo") or {}).get("GroupId") or rule.get("CidrIpv4")
+
+
+def ensure_ingress(ctx: Context, plan: Plan, group_id: str | None, label: str,
+                   wanted: set[tuple[int, int, str]], why: str) -> None:
+    """Exactly the ingress rules `wanted` ((from, to, source CIDR or sg-id)) among the rules we tagged in the group."""
+    existing: dict[tuple[int, int, str], dict] = {}
+    if group_id:
+        rules = [r for page in ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(
+            Filters=[{"Name": "group-id", "Values": [group_id]}]) for r in page["SecurityGroupRules"]]
+        existing = {(r["FromPort"], r["ToPort"], _rule_source(r)): r for r in rules
+                    if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))}
+    where = group_id or label
+
+    def text(key: tuple[int, int, str]) -> str:
+        ports = f"{key[0]}" if key[0] == key[1] else f"{key[0]}-{key[1]}"
+        return f"{where} ingress tcp:{ports} from {key[2]}"
+
+    for key in sorted(wanted - set(existing)):
+        if plan.add(text(key), "create", None, "allow", why) and group_id:
+            source = ({"UserIdGroupPairs": [{"GroupId": key[2], "Description": f"{ctx.names.base} {label}"}]}
+                      if key[2].startswith("sg-") else
+                      {"IpRanges": [{"CidrIp": key[2], "Description": f"{ctx.names.base} {label}"}]})
+            ctx.aws.ec2.authorize_security_group_ingress(
+                GroupId=group_id,
+                IpPermissions=[{"IpProtocol": "tcp", "FromPort": key[0], "ToPort": key[1], **source}],
+                TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.names.tag_list()}])
+    for key in sorted(set(existing) & wanted):
+        plan.add(text(key), "none", "allow", "allow", "exists")
+    stale = [existing[k] for k in sorted(set(existing) - wanted)]
+    for rule in stale:
+        plan.add(text((rule["FromPort"], rule["ToPort"], _rule_source(rule))), "delete", "allow", None,
+                 "no longer needed by params")
+    if stale and plan.apply and group_id:
+        ctx.aws.ec2.revoke_security_group_ingress(GroupId=group_id,
+                                                  SecurityGroupRuleIds=[r["SecurityGroupRuleId"] for r in stale])
+
+
+def link_security_group(ctx: Context, plan: Plan) -> str | None:
+    return ensure_security_group(ctx, plan, ctx.names.link_security_group,
+                                 "the V2 VPC link's network interfaces send API Gateway traffic from this group")
+
+
+def _ensure_alb_security_group(ctx: Context, plan: Plan) -> str | None:
+    """The ALB's group admits the listener port from the V2 link's group only."""
+    link_group = link_security_group(ctx, plan)
+    group_id = ensure_security_group(ctx, plan, ctx.names.alb_security_group,
+                                     "the internal ALB accepts the listener port from the VPC link only")
+    wanted = {(p.listener_port, p.listener_port, link_group or "<VPC link security group>")
+              for p in exposed_ports(ctx)}
+    ensure_ingress(ctx, plan, group_id, "listener from the VPC link", wanted,
+                   "only the V2 VPC link reaches the ALB")
+    return group_id
+
+
+def _ensure_load_balancer(ctx: Context, world: World, plan: Plan, alb_group: str | None = None) -> dict | None:
     aws, names = ctx.aws, ctx.names
     subnets = desired_subnets(ctx, world)
+    kind = ctx.params.nlb.type
+    label = _lb_label(ctx)
     lb = find_load_balancer(ctx)
     if lb is None:
-        if plan.add(f"NLB {names.nlb}", "create", None, f"internal network, subnets {subnets}",
-                    "the VPC link needs an internal NLB in the AZs where the cluster runs"):
-            lb = aws.elbv2.create_load_balancer(Name=names.nlb, Subnets=subnets, Scheme="internal", Type="network",
-                                                IpAddressType="ipv4", Tags=names.tag_list())["LoadBalancers"][0]
+        why = ("a V2 VPC link reaches an internal ALB, which gives each task a dynamic host port or IP"
+               if kind == "application" else
+               "the VPC link needs an internal NLB in the AZs where the cluster runs")
+        if plan.add(label, "create", None, f"internal {kind}, subnets {subnets}", why):
+            extra = {"SecurityGroups": [alb_group]} if kind == "application" else {}
+            lb = aws.elbv2.create_load_balancer(Name=names.nlb, Subnets=subnets, Scheme="internal", Type=kind,
+                                                IpAddressType="ipv4", Tags=names.tag_list(),
+                                                **extra)["LoadBalancers"][0]
         return lb
     current = sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", []))
-    if lb["Scheme"] != "internal" or lb["Type"] != "network":
-        raise StepFailed(f"{names.nlb} is {lb['Scheme']} {lb['Type']}; it must be an internal network load "
+    if lb["Scheme"] != "internal" or lb["Type"] != kind:
+        raise StepFailed(f"{names.nlb} is {lb['Scheme']} {lb['Type']}; it must be an internal {kind} load "
                          "balancer and these cannot change: destroy and apply again")
     missing = sorted(set(subnets) - set(current))
     if missing:
-        if plan.add(f"NLB {names.nlb} subnets", "update", current, sorted(set(current) | set(subnets)),
-                    "an AZ with cluster instances has no NLB subnet; its targets would be unused"):
+        if plan.add(f"{label} subnets", "update", current, sorted(set(current) | set(subnets)),
+                    "an AZ with cluster instances has no load balancer subnet; its targets would be unused"):
             aws.elbv2.set_subnets(LoadBalancerArn=lb["LoadBalancerArn"], Subnets=sorted(set(current) | set(subnets)))
     else:
-        plan.add(f"NLB {names.nlb}", "none", f"{lb['State']['Code']}, subnets {current}", "internal network",
-                 "exists")
+        plan.add(label, "none", f"{lb['State']['Code']}, subnets {current}", f"internal {kind}", "exists")
+    if kind == "application" and alb_group and alb_group not in (lb.get("SecurityGroups") or []):
+        if plan.add(f"{label} security groups", "update", lb.get("SecurityGroups"), [alb_group],
+                    "the ALB must be in the group that admits only the VPC link"):
+            aws.elbv2.set_security_groups(LoadBalancerArn=lb["LoadBalancerArn"], SecurityGroups=[alb_group])
     return lb
 
 
 def _ensure_cross_zone(ctx: Context, lb: dict | None, plan: Plan) -> None:
+    if ctx.params.nlb.type == "application":
+        plan.add("cross-zone load balancing", "none", "always on for an ALB", "on", "nothing to set")
+        return
     current = None
     if lb is not None and "LoadBalancerArn" in lb:
         attrs = ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
@@ -131,17 +249,21 @@ def _ensure_target_groups(ctx: Context, plan: Plan) -> dict[int, dict]:
     aws, names = ctx.aws, ctx.names
     existing = {tg["TargetGroupName"]: tg for tg in owned_target_groups(ctx)}
     health = _health_check(ctx)
+    protocol, target_type = _protocol(ctx), _target_type(ctx)
+    why = ("awsvpc tasks register their own IP and the container port" if ctx.params.awsvpc else
+           "ECS registers each task's instance and dynamic host port" if ctx.params.dynamic_host_ports else
+           "NLB targets are instances on the fixed host port")
     groups: dict[int, dict] = {}
     for port in exposed_ports(ctx):
         name = names.target_group(port.host_port)
         tg = existing.get(name)
         if tg is None:
-            if plan.add(f"target group {name}", "create", None, f"TCP :{port.host_port}, instance targets, "
-                        f"{health['HealthCheckProtocol']} health check", "NLB targets are instances on the fixed "
-                        "host port"):
+            if plan.add(f"target group {name}", "create", None, f"{protocol} :{port.host_port}, {target_type} "
+                        f"targets, {health['HealthCheckProtocol']} health check", why):
                 tg = aws.elbv2.create_target_group(
-                    Name=name, Protocol="TCP", Port=port.host_port, VpcId=ctx.params.vpc_id, TargetType="instance",
-                    HealthCheckPort="traffic-port", Tags=names.tag_list(), **health)["TargetGroups"][0]
+                    Name=name, Protocol=protocol, Port=port.host_port, VpcId=ctx.params.vpc_id,
+                    TargetType=target_type, HealthCheckPort="traffic-port", Tags=names.tag_list(),
+                    **health)["TargetGroups"][0]
         else:
             drift = {k: v for k, v in health.items() if k != "Matcher" and tg.get(k) != v}
             if drift:
@@ -149,7 +271,8 @@ def _ensure_target_groups(ctx: Context, plan: Plan) -> dict[int, dict]:
                             {k: tg.get(k) for k in drift}, drift, "health check differs from params"):
                     aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], **health)
             else:
-                plan.add(f"target group {name}", "none", f"TCP :{tg['Port']}", f"TCP :{port.host_port}", "exists")
+                plan.add(f"target group {name}", "none", f"{tg['Protocol']} :{tg['Port']}",
+                         f"{protocol} :{port.host_port}", "exists")
         if tg is not None:
             groups[port.host_port] = tg
     return groups
@@ -162,6 +285,7 @@ def _ensure_listeners(ctx: Context, lb: dict | None, groups: dict[int, dict], pl
         listeners = aws.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     by_port = {lst["Port"]: lst for lst in listeners}
     wanted = {p.listener_port: p for p in exposed_ports(ctx)}
+    protocol = _protocol(ctx)
     for listener_port, port in sorted(wanted.items()):
         tg = groups.get(port.host_port)
         tg_arn = tg["TargetGroupArn"] if tg else None
@@ -170,27 +294,34 @@ def _ensure_listeners(ctx: Context, lb: dict | None, groups: dict[int, dict], pl
         forwards = [a.get("TargetGroupArn") for a in (current or {}).get("DefaultActions", [])]
         action = [{"Type": "forward", "TargetGroupArn": tg_arn}]
         if current is None:
-            if plan.add(f"listener TCP :{listener_port}", "create", None, f"forward to {tg_name}",
+            if plan.add(f"listener {protocol} :{listener_port}", "create", None, f"forward to {tg_name}",
                         "API Gateway reaches the service through this port"):
-                aws.elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=listener_port,
+                aws.elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol,
+                                          Port=listener_port,
                                           DefaultActions=action, Tags=ctx.names.tag_list())
         elif tg_arn is None or forwards != [tg_arn]:
-            if plan.add(f"listener TCP :{listener_port}", "update", forwards, f"forward to {tg_name}",
+            if plan.add(f"listener {protocol} :{listener_port}", "update", forwards, f"forward to {tg_name}",
                         "the listener must forward to the target group on the current host port"):
                 aws.elbv2.modify_listener(ListenerArn=current["ListenerArn"], DefaultActions=action)
         else:
-            plan.add(f"listener TCP :{listener_port}", "none", f"forward to {tg_name}", f"forward to {tg_name}",
+            plan.add(f"listener {protocol} :{listener_port}", "none", f"forward to {tg_name}", f"forward to {tg_name}",
                      "exists")
     for port, listener in sorted(by_port.items()):
         if port not in wanted:
-            if plan.add(f"listener TCP :{port}", "delete", "exists", None, "no longer in params (port changed)"):
+            if plan.add(f"listener {listener['Protocol']} :{port}", "delete", "exists", None,
+                        "no longer in params (port changed)"):
                 aws.elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
 
 
 def converge(ctx: Context, world: World) -> Plan:
     """Plan (and in apply mode make) the NLB, cross-zone, target groups and listeners."""
     plan = Plan(apply=ctx.apply)
-    lb = _ensure_load_balancer(ctx, world, plan)
+    alb_group = None
+    if ctx.params.nlb.type == "application":
+        alb_group = _ensure_alb_security_group(ctx, plan)
+    elif ctx.params.vpc_link.version == 2:
+        link_security_group(ctx, plan)
+    lb = _ensure_load_balancer(ctx, world, plan, alb_group)
     _ensure_cross_zone(ctx, lb, plan)
     groups = _ensure_target_groups(ctx, plan)
     _ensure_listeners(ctx, lb, groups, plan)
@@ -201,9 +332,9 @@ def wait_active(ctx: Context) -> str:
     lb = find_load_balancer(ctx)
     if lb is None:
         return "no NLB yet (plan mode): nothing to wait for"
-    seconds = waits.wait(ctx.aws.elbv2, "load_balancer_available", f"NLB {ctx.names.nlb} active",
+    seconds = waits.wait(ctx.aws.elbv2, "load_balancer_available", f"{_lb_label(ctx)} active",
                          LoadBalancerArns=[lb["LoadBalancerArn"]])
-    return f"NLB {ctx.names.nlb} is active ({lb['DNSName']}) after {seconds:.1f}s"
+    return f"{_lb_label(ctx)} is active ({lb['DNSName']}) after {seconds:.1f}s"
 
 
 def remove_stale_target_groups(ctx: Context) -> Plan:

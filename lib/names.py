@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .params import Params
+from .params import Params, target_group_suffix
 
 MANAGED_BY = "vpclink-runbooks"
 TAG_ENV = "runbook:environment"
@@ -22,12 +22,37 @@ class Names:
 
     @property
     def nlb(self) -> str:
-        return f"{self.base}-nlb"
+        """The internal load balancer's name (kept as `nlb` for the original path; "-alb" for an ALB)."""
+        return f"{self.base}-{'alb' if self.params.nlb.type == 'application' else 'nlb'}"
+
+    @property
+    def load_balancer(self) -> str:
+        return self.nlb
+
+    @property
+    def load_balancer_names(self) -> list[str]:
+        """Every name our load balancer may have had (the type can change between applies)."""
+        return [f"{self.base}-nlb", f"{self.base}-alb"]
 
     def target_group(self, host_port: int) -> str:
         # The port is part of the name: a target group's port cannot change, so a new host port
-        # means a new target group, and the name says which port each one serves.
-        return f"{self.base}-{host_port}"
+        # means a new target group, and the name says which port each one serves. IP targets
+        # (awsvpc) and dynamic host ports get their own prefix: a target type cannot change either.
+        return f"{self.base}{target_group_suffix(self.params, host_port)}"
+
+    @property
+    def link_security_group(self) -> str:
+        """The V2 VPC link's own security group (its network interfaces send from it)."""
+        return f"{self.base}-vpclink"
+
+    @property
+    def alb_security_group(self) -> str:
+        return f"{self.base}-alb"
+
+    @property
+    def task_security_group(self) -> str:
+        """awsvpc tasks' security group (each task's network interface is in it)."""
+        return f"{self.base}-tasks"
 
     @property
     def vpc_link(self) -> str:

@@ -8,10 +8,10 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParamsError
 
@@ -22,6 +22,16 @@ EPHEMERAL_PORTS = range(32768, 65536)
 ECS_RESERVED_PORTS = {22, 2375, 2376, 51678, 51679}
 # NLB and target group names are limited to 32 characters; ours are "<env>-<service>-<port>".
 ELB_NAME_LIMIT = 32
+# Fargate accepts only these task sizes: cpu units -> the memory (MiB) allowed with them.
+FARGATE_SIZES = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
 
 _NAME = r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$"
 _SECRET_ARN = re.compile(
@@ -56,7 +66,8 @@ class ExtraPort(_Strict):
 class Deployment(_Strict):
     # None: the highest value that still lets a fixed-port service roll (see Params below).
     minimum_healthy_percent: Annotated[int, Field(ge=0, le=100, strict=True)] | None = None
-    maximum_percent: Annotated[int, Field(ge=100, le=200, strict=True)] = 100
+    # None: 100 with a fixed host port (no spare instance to start on), 200 otherwise (ECS's default).
+    maximum_percent: Annotated[int, Field(ge=100, le=200, strict=True)] | None = None
 
 
 class Service(_Strict):
@@ -65,7 +76,14 @@ class Service(_Strict):
     cpu: Annotated[int, Field(ge=0, le=10240, strict=True)] = 128
     memory: Annotated[int, Field(ge=6, le=120000, strict=True)] = 128
     container_port: Port
-    host_port: Port
+    # Required for the fixed-port path (bridge mode behind an NLB); left out for dynamic ports (bridge
+    # behind an ALB) and awsvpc, where it does not apply.
+    host_port: Port | None = None
+    # bridge: tasks share the instance's network (host ports); awsvpc: each task gets its own IP (ENI).
+    network_mode: Literal["bridge", "awsvpc"] = "bridge"
+    launch_type: Literal["EC2", "FARGATE"] = "EC2"
+    # awsvpc only: where tasks get their network interfaces; default: the load balancer's subnets.
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None = None
     desired_count: Annotated[int, Field(ge=1, le=100, strict=True)] = 2
     environment: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
@@ -75,7 +93,9 @@ class Service(_Strict):
 
     @field_validator("host_port")
     @classmethod
-    def _host_port_fixed(cls, value: int) -> int:
+    def _host_port_fixed(cls, value: int | None) -> int | None:
+        if value is None:
+            return value
         if value in ECS_RESERVED_PORTS:
             raise ValueError(f"{value} is reserved by the ECS agent; choose another port between 1024 and 32767")
         if value in EPHEMERAL_PORTS:
@@ -158,8 +178,21 @@ class Service(_Strict):
 
 
 class Nlb(_Strict):
+    """The internal load balancer (`load_balancer:` in params; `nlb:` is the original name and still works)."""
+
     subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None = None
     listener_port: Port | None = None
+    # network: TCP, the only type a V1 VPC link can target; application: HTTP, needs vpc_link.version 2.
+    type: Literal["network", "application"] = "network"
+
+
+class VpcLink(_Strict):
+    """1: the REST API VPC link (apigateway) to an NLB; 2: an apigatewayv2 VPC link in subnets, with its own
+    security group, that a REST integration uses with integrationTarget (an NLB or ALB ARN)."""
+
+    version: Literal[1, 2] = 1
+    # version 2 only: where the link's network interfaces go; default: the load balancer's subnets.
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] | None = None
 
 
 class Api(_Strict):
@@ -192,8 +225,19 @@ class Params(_Strict):
     vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
     cluster: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
     service: Service
-    nlb: Nlb = Field(default_factory=Nlb)
+    nlb: Nlb = Field(default_factory=Nlb, validation_alias=AliasChoices("load_balancer", "nlb"))
+    vpc_link: VpcLink = Field(default_factory=VpcLink)
     api: Api
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_load_balancer_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "nlb" in data and "load_balancer" in data:
+            raise _FieldError("load_balancer", "both load_balancer and nlb are set; they are the same section, "
+                              "keep one (load_balancer)")
+        return data
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -204,14 +248,16 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> Params:
-        longest = f"{self.environment}-{self.service.name}-65535"
+        suffix = len(target_group_suffix(self, 65535))
+        longest = f"{self.environment}-{self.service.name}{'x' * suffix}"
         if len(longest) > ELB_NAME_LIMIT:
             raise _FieldError(
                 "service.name",
-                f"'{self.environment}-{self.service.name}-<port>' must fit the 32-character limit of load "
-                f"balancer and target group names; shorten service.name to at most "
-                f"{ELB_NAME_LIMIT - len(self.environment) - 7} characters",
+                f"'{self.environment}-{self.service.name}{target_group_suffix(self, 0)[:-1]}<port>' must fit the "
+                "32-character limit of load balancer and target group names; shorten service.name to at most "
+                f"{ELB_NAME_LIMIT - len(self.environment) - 1 - suffix} characters",
             )
+        self._check_path()
         for key, arn in self.service.secrets.items():
             account = arn.split(":")[4]
             if account != self.account_id:
@@ -234,25 +280,102 @@ class Params(_Strict):
                     f"{self.nlb.listener_port} is also the listener of an exposed extra port; choose another",
                 )
         dep = self.service.deployment
-        if dep.minimum_healthy_percent is not None and dep.minimum_healthy_percent > dep.maximum_percent:
+        if dep.minimum_healthy_percent is not None and dep.minimum_healthy_percent > self.maximum_percent:
             raise _FieldError("service.deployment.minimum_healthy_percent", "must not exceed maximum_percent")
         return self
 
+    def _check_path(self) -> None:
+        """Combinations AWS refuses or that cannot work, refused here with the field and the fix."""
+        s, lb, link = self.service, self.nlb, self.vpc_link
+        if link.version == 1 and lb.type == "application":
+            raise _FieldError("load_balancer.type", "a REST API VPC link V1 targets only a network load balancer; "
+                              "set vpc_link.version: 2 to use an application load balancer, or "
+                              "load_balancer.type: network")
+        if link.version == 1 and link.subnets:
+            raise _FieldError("vpc_link.subnets", "only a V2 VPC link has subnets (a V1 link uses the NLB's); "
+                              "remove vpc_link.subnets or set vpc_link.version: 2")
+        if s.launch_type == "FARGATE" and s.network_mode != "awsvpc":
+            raise _FieldError("service.network_mode", "Fargate tasks run only in awsvpc mode; set "
+                              "service.network_mode: awsvpc (or service.launch_type: EC2 for bridge)")
+        if s.launch_type == "FARGATE":
+            allowed = FARGATE_SIZES.get(s.cpu)
+            if allowed is None:
+                raise _FieldError("service.cpu", f"{s.cpu} is not a Fargate task size; use one of "
+                                  f"{sorted(FARGATE_SIZES)} (e.g. 256 with memory 512)")
+            if s.memory not in allowed:
+                raise _FieldError("service.memory", f"{s.memory} MiB does not go with cpu {s.cpu} on Fargate; "
+                                  f"use one of {allowed[0]}..{allowed[-1]} ({len(allowed)} sizes, e.g. {allowed[0]})")
+        if s.subnets and s.network_mode != "awsvpc":
+            raise _FieldError("service.subnets", "task subnets apply only to awsvpc mode; remove service.subnets "
+                              "or set service.network_mode: awsvpc")
+        if self.fixed_host_port:
+            if s.host_port is None:
+                raise _FieldError("service.host_port", "required for bridge mode behind a network load balancer "
+                                  "(the NLB targets a fixed host port); add e.g. host_port: 10000 (1024-32767), "
+                                  "or use load_balancer.type: application (dynamic ports) or network_mode: awsvpc")
+            return
+        if s.network_mode == "awsvpc" and s.host_port not in (None, s.container_port):
+            raise _FieldError("service.host_port", f"in awsvpc mode the host port is the container port "
+                              f"({s.container_port}); remove service.host_port")
+        if s.network_mode == "bridge" and s.host_port is not None:
+            raise _FieldError("service.host_port", "behind an application load balancer bridge tasks get dynamic "
+                              "host ports (32768-65535); remove service.host_port, or use "
+                              "load_balancer.type: network for a fixed host port")
+        if s.extra_ports:
+            raise _FieldError("service.extra_ports", "extra ports are supported on the fixed-port path only "
+                              "(bridge behind a network load balancer); remove them or use that path")
+
     # Derived values every step uses.
     @property
+    def fixed_host_port(self) -> bool:
+        """The 2017 path: bridge mode behind an NLB, one fixed host port, so one task per instance."""
+        return self.service.network_mode == "bridge" and self.nlb.type == "network"
+
+    @property
+    def dynamic_host_ports(self) -> bool:
+        """Bridge mode behind an ALB: ECS picks an ephemeral host port per task (hostPort 0)."""
+        return self.service.network_mode == "bridge" and self.nlb.type == "application"
+
+    @property
+    def awsvpc(self) -> bool:
+        return self.service.network_mode == "awsvpc"
+
+    @property
+    def target_port(self) -> int:
+        """The port a target group is created with: the fixed host port, else the container port."""
+        return self.service.host_port if self.fixed_host_port else self.service.container_port
+
+    @property
     def listener_port(self) -> int:
-        return self.nlb.listener_port or self.service.host_port
+        return self.nlb.listener_port or self.service.host_port or self.service.container_port
 
     @property
     def minimum_healthy_percent(self) -> int:
         """Highest minimumHealthyPercent that still lets ECS stop one old task to free its fixed port."""
         if self.service.deployment.minimum_healthy_percent is not None:
             return self.service.deployment.minimum_healthy_percent
+        if not self.fixed_host_port:
+            return 100
         desired = self.service.desired_count
         return math.floor(100 * (desired - 1) / desired)
 
+    @property
+    def maximum_percent(self) -> int:
+        if self.service.deployment.maximum_percent is not None:
+            return self.service.deployment.maximum_percent
+        return 100 if self.fixed_host_port else 200
+
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def target_group_suffix(params: Params, port: int) -> str:
+    """What follows "<env>-<service>" in a target group name: the kind of target and its port."""
+    if params.awsvpc:
+        return f"-ip{port}"
+    if params.dynamic_host_ports:
+        return f"-dyn{port}"
+    return f"-{port}"
 
 
 class _FieldError(ValueError):
@@ -270,7 +393,8 @@ def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = getattr(current, "model_fields", {}).get(part)
+        fields = getattr(current, "model_fields", {})
+        field = fields.get(part) or fields.get({"load_balancer": "nlb"}.get(part, part))
         if field is None:
             return []
         annotation = field.annotation

@@ -14,18 +14,30 @@ def planned(ctx: Context, world: World):
     p, n = ctx.params, ctx.names
     subnets = desired_subnets(ctx, world)
     azs = sorted({world.subnet(s)["az"] for s in subnets if world.subnet(s)})
+    protocol = "HTTP" if p.nlb.type == "application" else "TCP"
+    link_text = ("V1, stage variable vpcLinkId" if p.vpc_link.version == 1 else
+                 f"V2, own security group {n.link_security_group}, integrationTarget {n.nlb}")
+    if p.awsvpc:
+        group = (n.task_security_group, f"tcp:{p.service.container_port} from the load balancer only")
+    elif p.dynamic_host_ports:
+        group = ("Instance SG", "tcp:32768-65535 from the ALB's security group only")
+    else:
+        group = ("Instance SG", f"tcp:{p.service.host_port} from NLB subnets")
     hops = [
         Hop("domain", "Custom domain", f"{p.api.domain_name}/{p.api.base_path}",
             "exists" if world.domain else "MISSING", "pass" if world.domain else "fail"),
         Hop("stage", "REST API stage", f"{n.rest_api} / {p.api.stage}", "{proxy+} ANY HTTP_PROXY"),
-        Hop("vpc_link", "VPC link", n.vpc_link, "V1, stage variable vpcLinkId"),
-        Hop("nlb", "Internal NLB", n.nlb, f"TCP :{p.listener_port}, {', '.join(azs)}"),
-        Hop("target_group", "Target group", n.target_group(p.service.host_port), f"TCP :{p.service.host_port}"),
-        Hop("security_group", "Instance SG", "ingress from NLB subnets", f"tcp:{p.service.host_port}"),
+        Hop("vpc_link", "VPC link", n.vpc_link, link_text),
+        Hop("nlb", f"Internal {'ALB' if p.nlb.type == 'application' else 'NLB'}", n.nlb,
+            f"{protocol} :{p.listener_port}, {', '.join(azs)}"),
+        Hop("target_group", "Target group", n.target_group(p.target_port),
+            f"{protocol} :{p.target_port}, {'ip' if p.awsvpc else 'instance'} targets"),
+        Hop("security_group", group[0], "ingress", group[1]),
     ]
-    targets = [Target(i["az"], i["instance_id"], i["private_ip"] or "", p.service.host_port, p.service.container_port,
+    host_port = p.service.host_port if p.fixed_host_port else None  # dynamic or an IP: not known before
+    targets = [Target(i["az"], i["instance_id"], i["private_ip"] or "", host_port, p.service.container_port,
                       "planned" if i["state"] == "running" else "fail", i["state"])
-               for i in world.instances]
+               for i in world.instances] if p.service.launch_type == "EC2" else []
     return path_diagram(hops, targets, title=f"planned path for {n.base} ({p.region})")
 
 
@@ -38,7 +50,7 @@ def live(inv: Inventory, results: list[Result]):
         if order[r.status] >= order.get(worst.get(r.hop, "skip"), 0):
             worst[r.hop] = r.status
     link = inv.link or {}
-    tg = next((t for t in inv.target_groups if t["TargetGroupName"] == n.target_group(p.service.host_port)), None)
+    tg = next((t for t in inv.target_groups if t["TargetGroupName"] == n.target_group(p.target_port)), None)
     listener = next((li for li in inv.listeners if li["Port"] == p.listener_port), None)
     forwards = [inv.listener_groups.get(a.get("TargetGroupArn"), {}).get("TargetGroupName", "?")
                 for a in (listener or {}).get("DefaultActions", [])]
@@ -59,26 +71,30 @@ def live(inv: Inventory, results: list[Result]):
         Hop("nlb", "Internal NLB", n.nlb,
             f"{(inv.lb or {}).get('State', {}).get('Code', 'missing')}, cross-zone "
             f"{'on' if inv.cross_zone else 'off'}", worst.get("nlb", "unknown")),
-        Hop("listener", "Listener", f"TCP :{p.listener_port}",
+        Hop("listener", "Listener", f"{'HTTP' if p.nlb.type == 'application' else 'TCP'} :{p.listener_port}",
             f"-> {', '.join(forwards)}" if listener else "missing", worst.get("listener", "unknown")),
         Hop("target_group", "Target group", tg["TargetGroupName"] if tg else "missing",
-            f"TCP :{tg['Port']}" if tg else "", worst.get("target_group", "unknown")),
+            f"{tg['Protocol']} :{tg['Port']} {tg['TargetType']}" if tg else "", worst.get("target_group", "unknown")),
     ]
     targets = []
     descs = inv.health.get(tg["TargetGroupArn"], []) if tg else []
     for d in descs:
         inst = inv.instances.get(d["Target"]["Id"], {})
+        task = next((t for t in inv.tasks if t.get("ip") == d["Target"]["Id"]), {})  # an IP target (awsvpc)
         state = d["TargetHealth"]["State"]
-        targets.append(Target(inst.get("Placement", {}).get("AvailabilityZone", "?"), d["Target"]["Id"],
-                              inst.get("PrivateIpAddress", ""), d["Target"].get("Port"), p.service.container_port,
+        targets.append(Target(inst.get("Placement", {}).get("AvailabilityZone") or task.get("az") or "?",
+                              d["Target"]["Id"], inst.get("PrivateIpAddress", d["Target"]["Id"] if task else ""),
+                              d["Target"].get("Port"), p.service.container_port,
                               "pass" if state == "healthy" else "fail",
                               state + (f" ({d['TargetHealth']['Reason']})" if d["TargetHealth"].get("Reason")
                                        else "")))
     if not targets:  # no panel to draw, so the targets hop gets a box of its own
         hops.append(Hop("targets", "Targets", "none registered", "", worst.get("targets", "unknown")))
     hops += [
-        Hop("security_group", "Instance SG", f"tcp:{p.service.host_port} from NLB subnets", "",
-            worst.get("security_group", "unknown")),
+        Hop("security_group", "Task SG" if p.awsvpc else "Instance SG",
+            f"tcp:{p.service.container_port} from the load balancer" if p.awsvpc else
+            "tcp:32768-65535 from the ALB's group" if p.dynamic_host_ports else
+            f"tcp:{p.service.host_port} from NLB subnets", "", worst.get("security_group", "unknown")),
         Hop("task_definition", "Task definition", f"{td.get('family', 'missing')}:{td.get('revision', '-')}",
             f"hostPort {', '.join(map(str, host_ports)) or '?'} -> {p.service.container_port}",
             worst.get("task_definition", "unknown")),

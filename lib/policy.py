@@ -14,15 +14,16 @@ from .params import Params
 
 # Every module whose code calls AWS; each declares the IAM actions it calls in PERMISSIONS, next to its code.
 STEP_MODULES = ("inspect_vpc", "loadbalancer", "vpclink", "ecs_service", "routes", "checks", "repair", "destroy",
-                "lock")
+                "lock", "export")
 # boto3 service name -> IAM service prefix, where they differ.
-IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
+IAM_PREFIX = {"elbv2": "elasticloadbalancing", "apigatewayv2": "apigateway"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
-HTTP_VERB_SERVICES = {"apigateway"}
+HTTP_VERB_SERVICES = {"apigateway", "apigatewayv2"}  # apigatewayv2 (VPC link V2) is authorized as apigateway:*
 # Resource types (ARN resource part, up to the first variable) the runbook reads or changes; IAM's database
 # lists many more per action (ALB, gateway LB, capacity providers ...) that we never touch and so never grant.
 OUR_RESOURCE_TYPES = {
-    "elasticloadbalancing": ("loadbalancer/net/", "listener/net/", "targetgroup/"),
+    "elasticloadbalancing": ("loadbalancer/net/", "listener/net/", "loadbalancer/app/", "listener/app/",
+                             "targetgroup/"),
     "ecs": ("service/", "task-definition/", "task/", "container-instance/", "cluster/"),
     "ssm": ("parameter/",),
     "ec2": ("security-group/", "security-group-rule/"),
@@ -31,7 +32,9 @@ OUR_RESOURCE_TYPES = {
 # Tagging actions apply to many resource types; the runbook only tags what it creates, at creation.
 ACTION_RESOURCE_TYPES = {
     "ecs:TagResource": ("service/", "task-definition/"),
-    "ec2:CreateTags": ("security-group-rule/",),
+    "ec2:CreateTags": ("security-group-rule/", "security-group/"),
+    # AWS authorizes CreateSecurityGroup against the VPC too.
+    "ec2:CreateSecurityGroup": ("security-group/", "vpc/"),
 }
 # Actions granted on "*" on purpose, although IAM lists a resource type for them, and why.
 WILDCARD_BY_CHOICE = {
@@ -39,8 +42,27 @@ WILDCARD_BY_CHOICE = {
     "ecs:ListTasks": "ListTasks by cluster and service names no container instance; scoped by ecs:cluster",
 }
 
+
+
+def _creates_groups(params: Params) -> bool:
+    return params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc
+
+
+# Actions only some paths call: an environment on another path is not granted them.
+PATH_ACTIONS = {
+    "ec2:CreateSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "ec2:DeleteSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "elasticloadbalancing:SetSecurityGroups": ("an application load balancer",
+                                               lambda params: params.nlb.type == "application"),
+}
 # Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
 NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
+
+
+def needed(action: str, params: Params) -> bool:
+    """Whether an operator of this environment needs a declared action granted."""
+    path = PATH_ACTIONS.get(action)
+    return action not in NO_PERMISSION_NEEDED and (path is None or path[1](params))
 
 
 class PolicyError(RunbookError):
@@ -67,7 +89,7 @@ def iam_action(service: str, operation: str) -> str:
     """The IAM action a boto3 call needs: elbv2 DescribeTags -> elasticloadbalancing:DescribeTags,
     apigateway GetRestApis -> apigateway:GET (the operation's HTTP method, from botocore's service model)."""
     if service in HTTP_VERB_SERVICES:
-        return f"{service}:{_service_model(service).operation_model(operation).http['method']}"
+        return f"{IAM_PREFIX.get(service, service)}:{_service_model(service).operation_model(operation).http['method']}"
     return f"{IAM_PREFIX.get(service, service)}:{operation}"
 
 
@@ -91,11 +113,12 @@ def _apigateway_resources(params: Params) -> dict[str, list[str]]:
     scoped by kind (/restapis/*, /vpclinks/*); the custom domain and its mappings by the env's domain name."""
     domain = f"/domainnames/{params.api.domain_name}"
     paths = {
-        "GET": ["/restapis", "/restapis/*", "/vpclinks", "/vpclinks/*", domain, f"{domain}/*"],
-        "POST": ["/restapis", "/restapis/*", "/vpclinks", f"{domain}/basepathmappings"],
+        "GET": ["/restapis", "/restapis/*", "/vpclinks", "/vpclinks/*", "/v2/vpclinks", "/v2/vpclinks/*", domain,
+                f"{domain}/*"],
+        "POST": ["/restapis", "/restapis/*", "/vpclinks", "/v2/vpclinks", f"{domain}/basepathmappings"],
         "PUT": ["/restapis/*"],
         "PATCH": ["/restapis/*", f"{domain}/basepathmappings/*"],
-        "DELETE": ["/restapis/*", "/vpclinks/*", f"{domain}/basepathmappings/*"],
+        "DELETE": ["/restapis/*", "/vpclinks/*", "/v2/vpclinks/*", f"{domain}/basepathmappings/*"],
     }
     return {verb: [f"arn:aws:apigateway:{params.region}::{p}" for p in ps] for verb, ps in paths.items()}
 
@@ -110,7 +133,7 @@ def _variables(params: Params) -> dict[str, str]:
         "TaskDefinitionFamilyName": names.task_family, "TaskDefinitionRevisionNumber": "*",
         "ParameterNameWithoutLeadingSlash": parameter_name(params.environment).lstrip("/"),
         "SecurityGroupId": "*", "SecurityGroupRuleId": "*",
-        "RoleNameWithPath": _execution_role_name(),
+        "RoleNameWithPath": _execution_role_name(), "VpcId": params.vpc_id,
     }
 
 
@@ -126,8 +149,9 @@ def _conditions(params: Params) -> dict[str, dict]:
         "ecs:ListTasks": {"ArnEquals": {"ecs:cluster": cluster_arn}},
         # The runbook passes the execution role to ECS tasks only.
         "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-        # Tags go on the security group rules the runbook authorizes, never on anything else.
-        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": "AuthorizeSecurityGroupIngress"}},
+        # Tags go on what the runbook creates, at creation, never on anything else.
+        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": ["AuthorizeSecurityGroupIngress", *(
+            ["CreateSecurityGroup"] if _creates_groups(params) else [])]}},
     }
 
 
@@ -155,7 +179,11 @@ def resources_for(action: str, params: Params) -> list[str]:
     ours = []
     for arn_format in sorted(formats):
         resource = arn_format.split(":", 5)[5]
-        if not resource.startswith(ACTION_RESOURCE_TYPES.get(action, OUR_RESOURCE_TYPES.get(service, ()))):
+        types = ACTION_RESOURCE_TYPES.get(action, OUR_RESOURCE_TYPES.get(service, ()))
+        if service == "elasticloadbalancing":  # only the load balancer type this environment uses
+            unused = "/net/" if params.nlb.type == "application" else "/app/"
+            types = tuple(t for t in types if unused not in t)
+        if not resource.startswith(types):
             continue
         ours.append(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], arn_format))
     if not ours:
@@ -171,7 +199,7 @@ def policy_document(params: Params, *, wildcard_resources: bool = False, without
     conditions = {} if wildcard_resources else _conditions(params)
     groups: dict[str, dict] = {}
     for action in declared_actions():
-        if action in without or action in NO_PERMISSION_NEEDED:
+        if action in without or not needed(action, params):
             continue
         resources = ["*"] if wildcard_resources else resources_for(action, params)
         condition = conditions.get(action)

@@ -28,7 +28,11 @@ OWNER = {
     "mapping.exists": "api", "mapping.target": "api",
     "stage.exists": "api", "stage.vpc_link_variable": "api", "stage.deployment_current": "api",
     "integration.exists": "api", "integration.target": "api", "integration.timeout": "api",
+    "integration.integration_target": "api",
     "vpc_link.exists": "vpc_link", "vpc_link.status": "vpc_link", "vpc_link.target": "vpc_link",
+    "vpc_link.security_group": "vpc_link", "nlb.alb_security_group": "nlb",
+    "security_group.task_group": "ecs", "security_group.task_attached": "ecs",
+    "security_group.alb_to_instances": "ecs",
     "vpc_link.quota": None,
     "nlb.exists": "nlb", "nlb.cross_zone": "nlb", "nlb.state": None, "nlb.security_groups": None,
     "listener": "nlb",
@@ -165,21 +169,21 @@ def sync_targets(ctx: Context, inv: Inventory) -> Plan:
     """
     plan = Plan(apply=ctx.mode == "repair")
     p = ctx.params
-    tg = next((t for t in inv.target_groups if t["TargetGroupName"] == ctx.names.target_group(p.service.host_port)),
+    tg = next((t for t in inv.target_groups if t["TargetGroupName"] == ctx.names.target_group(p.target_port)),
               None)
     if tg is None:
         return plan
     descs = inv.health.get(tg["TargetGroupArn"], [])
     registered = {(d["Target"]["Id"], d["Target"].get("Port")) for d in descs
                   if d["TargetHealth"]["State"] != "draining"}
-    serving = {(t["instance_id"], t["bindings"].get(p.service.container_port)) for t in inv.tasks
-               if t["last_status"] == "RUNNING" and t["instance_id"]}
+    serving = checks.serving_targets(inv)
     for instance_id, port in sorted(serving - registered):
         if plan.add(f"target {instance_id}:{port} in {tg['TargetGroupName']}", "create", "not registered",
                     "registered", "a running task of ours listens there; the NLB only sends traffic to targets"):
             ctx.aws.elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"],
                                            Targets=[{"Id": instance_id, "Port": port}])
-    stray = sorted((i, port) for i, port in registered if port != p.service.host_port and (i, port) not in serving)
+    stray = sorted((i, port) for i, port in registered if p.fixed_host_port and port != p.service.host_port
+                   and (i, port) not in serving)
     for instance_id, port in stray:
         if plan.add(f"target {instance_id}:{port} in {tg['TargetGroupName']}", "delete", "registered", None,
                     f"no task of ours listens on {port}; only instance:{p.service.host_port} targets belong here"):

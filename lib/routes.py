@@ -55,20 +55,29 @@ def find_rest_api(ctx: Context) -> dict | None:
     return _our_apis(ctx)[0]
 
 
-def desired_integration(ctx: Context, nlb_dns: str) -> dict:
-    return {
+def desired_integration(ctx: Context, nlb_dns: str, link_id: str | None = None, lb_arn: str | None = None) -> dict:
+    """V1: connectionId from the stage variable. V2: the link id itself plus integrationTarget, the load
+    balancer ARN (a V2 link is not tied to one load balancer; the integration says which)."""
+    desired = {
         "type": "HTTP_PROXY", "httpMethod": "ANY",
         "uri": f"http://{nlb_dns}:{ctx.params.listener_port}/{{proxy}}",
         "connectionType": "VPC_LINK", "connectionId": f"${{stageVariables.{STAGE_VARIABLE}}}",
         "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"},
         "timeoutInMillis": INTEGRATION_TIMEOUT_MS,
     }
+    if ctx.params.vpc_link.version == 2:
+        desired["connectionId"] = link_id or "<VPC link V2 id>"
+        desired["integrationTarget"] = lb_arn or f"<{ctx.names.nlb} ARN>"
+    return desired
 
 
 def fingerprint(integration: dict) -> str:
     """What the stage must have been deployed with; kept in the deployment description."""
     keys = ("type", "httpMethod", "uri", "connectionType", "connectionId", "requestParameters")
-    blob = json.dumps({k: integration.get(k) for k in keys}, sort_keys=True)
+    fields = {k: integration.get(k) for k in keys}
+    if integration.get("integrationTarget"):
+        fields["integrationTarget"] = integration["integrationTarget"]
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -112,7 +121,7 @@ def converge(ctx: Context) -> Plan:
     link = find_link(ctx)
     nlb_dns = lb["DNSName"] if lb else f"<{names.nlb} DNS name>"
     link_id = link["id"] if link else "<VPC link id>"
-    desired = desired_integration(ctx, nlb_dns)
+    desired = desired_integration(ctx, nlb_dns, link["id"] if link else None, lb["LoadBalancerArn"] if lb else None)
 
     api, duplicates = _our_apis(ctx)
     for extra in duplicates:
@@ -151,15 +160,19 @@ def converge(ctx: Context) -> Plan:
     if differs:
         if plan.add("integration ANY /{proxy+}", "create" if integration is None else "update",
                     "-" if integration is None else {k: integration.get(k) for k in differs},
-                    f"HTTP_PROXY {desired['uri']} via VPC link ${{stageVariables.{STAGE_VARIABLE}}}",
-                    "the integration points at the NLB listener through the VPC link"):
+                    f"HTTP_PROXY {desired['uri']} via VPC link {desired['connectionId']}"
+                    + (f", integrationTarget {desired['integrationTarget']}" if "integrationTarget" in desired else ""),
+                    "the integration points at the load balancer listener through the VPC link"):
             if lb is None:
-                raise StepFailed(f"NLB {names.nlb} does not exist yet; run 10_nlb in apply mode first")
+                raise StepFailed(f"load balancer {names.nlb} does not exist yet; run 10_nlb in apply mode first")
+            if link is None and "integrationTarget" in desired:
+                raise StepFailed(f"VPC link {names.vpc_link} does not exist yet; run 20_vpc_link in apply mode first")
+            extra = {"integrationTarget": desired["integrationTarget"]} if "integrationTarget" in desired else {}
             integration = gw.put_integration(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY",
                                              type=desired["type"], integrationHttpMethod="ANY", uri=desired["uri"],
                                              connectionType="VPC_LINK", connectionId=desired["connectionId"],
                                              requestParameters=desired["requestParameters"],
-                                             timeoutInMillis=desired["timeoutInMillis"])
+                                             timeoutInMillis=desired["timeoutInMillis"], **extra)
     else:
         plan.add("integration ANY /{proxy+}", "none", desired["uri"], desired["uri"], "up to date")
 

@@ -35,6 +35,28 @@ _APIGATEWAY_WAITERS = WaiterModel({
     },
 })
 
+# apigatewayv2 (VPC link V2) has no waiters either; FAILED and INACTIVE links never become AVAILABLE.
+_APIGATEWAYV2_WAITERS = WaiterModel({
+    "version": 2,
+    "waiters": {
+        "VpcLinkV2Available": {
+            "operation": "GetVpcLink", "delay": 2, "maxAttempts": 300,
+            "acceptors": [
+                {"matcher": "path", "argument": "VpcLinkStatus", "expected": "AVAILABLE", "state": "success"},
+                {"matcher": "path", "argument": "VpcLinkStatus", "expected": "FAILED", "state": "failure"},
+                {"matcher": "path", "argument": "VpcLinkStatus", "expected": "INACTIVE", "state": "failure"},
+            ],
+        },
+        "VpcLinkV2Deleted": {
+            "operation": "GetVpcLink", "delay": 2, "maxAttempts": 300,
+            "acceptors": [
+                {"matcher": "error", "expected": "NotFoundException", "state": "success"},
+                {"matcher": "path", "argument": "VpcLinkStatus", "expected": "DELETING", "state": "retry"},
+            ],
+        },
+    },
+})
+
 
 class _Display:
     """Where a progress line goes: a live-updated display in a kernel, stderr elsewhere."""
@@ -75,6 +97,8 @@ class _Display:
 def _waiter(client: Any, name: str) -> Any:
     if name in _APIGATEWAY_WAITERS.waiter_names:
         return create_waiter_with_client(name, _APIGATEWAY_WAITERS, client)
+    if name in _APIGATEWAYV2_WAITERS.waiter_names:
+        return create_waiter_with_client(name, _APIGATEWAYV2_WAITERS, client)
     return client.get_waiter(name)
 
 

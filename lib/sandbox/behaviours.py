@@ -25,6 +25,18 @@ API Gateway (V1)
   get_method's methodIntegration return them.
 - update_integration (moto: not implemented, HTTP 500) supports replace on /uri, /connectionId,
   /connectionType, /httpMethod, /timeoutInMillis, /passthroughBehavior and /requestParameters/*.
+API Gateway V2 (VPC link V2)
+- VPC links V2 are PENDING for `delays.vpc_link_pending` s, then AVAILABLE; `set_vpc_link_v2_status` injects
+  FAILED/INACTIVE (moto: AVAILABLE at once). A link gets one network interface per subnet in its security
+  groups, removed on delete (moto: none).
+EC2
+- Deleting a security group that a network interface uses, or that another group's rule references, fails
+  with DependencyViolation (moto: deletes it).
+ECS (awsvpc)
+- awsvpc tasks (EC2 or FARGATE) get a network interface with an address from the subnet of their AZ (moto: a
+  random address in the first subnet), deleted when the task stops; running tasks are registered as IP
+  targets (private IP + containerPort); an IP target is healthy only while a running task has that IP.
+  Fargate tasks are placed on no instance, spread over the service's subnets.
 ECS
 - A service scheduler (moto never starts service tasks): tasks are placed on ACTIVE, connected
   container instances honouring fixed host ports (reserved agent ports, ports of other tasks),
@@ -103,6 +115,8 @@ def install(delays: Any | None = None) -> None:
         _install_ecs()
         _install_ec2()
         _install_iam()
+        _install_apigatewayv2()
+        _install_security_groups()
         _INSTALLED = True
 
 
@@ -430,7 +444,16 @@ def _health(tg: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
         return status("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
     if inst is not None and not _listening(tg.account_id, tg.region_name, tid, port):
         return status("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+    if tg.target_type == "ip" and not _ip_listening(tg.account_id, tg.region_name, tid):
+        return status("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
     return status("healthy")
+
+
+def _ip_listening(account_id: str, region: str, ip: str) -> bool:
+    """An IP target answers while a running awsvpc task has that address."""
+    ecs = _ecs(account_id, region)
+    return any(getattr(t, "_sbx_ip", None) == ip and t.desired_status == "RUNNING" and t.last_status == "RUNNING"
+               for tasks in ecs.tasks.values() for t in tasks.values())
 
 
 def _listening(account_id: str, region: str, instance_id: str, port: int) -> bool:
@@ -566,6 +589,106 @@ def _install_apigateway() -> None:
     _wrap(m.Integration, "to_json", "apigw.integration_to_json", integration_to_json)
     _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", put_integration)
     APIGatewayResponse.update_integration = update_integration
+
+
+# --------------------------------------------------------------------------------------------
+# API Gateway V2 VPC links, security group dependencies
+# --------------------------------------------------------------------------------------------
+
+
+def set_vpc_link_v2_status(account_id: str, region: str, link_id: str, status: str, message: str = "") -> None:
+    """Force a V2 VPC link's status (e.g. FAILED, INACTIVE) and message; it then stays there."""
+    from moto.apigatewayv2.models import apigatewayv2_backends
+
+    with LOCK:
+        link = apigatewayv2_backends[account_id][region].get_vpc_link(link_id)
+        link._sbx_status = status
+        link._sbx_message = message or {"FAILED": "Subnet or security group is not valid",
+                                         "INACTIVE": "VPC link is inactive: no integration has used it"}.get(status, "")
+        link._sbx_forced = True
+
+
+def _install_apigatewayv2() -> None:
+    from moto.apigatewayv2 import models as m
+
+    def create_vpc_link(orig: Any) -> Any:
+        def f(self: Any, name: str, sg_ids: list[str], subnet_ids: list[str], tags: dict[str, str]) -> Any:
+            with LOCK:
+                link = orig(self, name, sg_ids, subnet_ids, tags)
+                link._sbx_created = _now()
+                link._sbx_status = "PENDING"
+                link._sbx_message = "VPC link is provisioning ENIs"
+                ec2 = _ec2(self.account_id, self.region_name)
+                link._sbx_enis = []
+                for subnet_id in subnet_ids or []:
+                    eni = ec2.create_network_interface(subnet=ec2.get_subnet(subnet_id), private_ip_address=None,
+                                                       group_ids=list(sg_ids or []),
+                                                       description=f"VPC Endpoint Interface vpclink {link.id}")
+                    eni.status = "in-use"
+                    link._sbx_enis.append(eni.id)
+                return link
+
+        return f
+
+    def delete_vpc_link(orig: Any) -> Any:
+        def f(self: Any, vpc_link_id: str) -> None:
+            with LOCK:
+                link = self.vpc_links.get(vpc_link_id)
+                orig(self, vpc_link_id)
+                ec2 = _ec2(self.account_id, self.region_name)
+                for eni_id in getattr(link, "_sbx_enis", []) if link else []:
+                    try:
+                        ec2.delete_network_interface(eni_id)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+
+        return f
+
+    def to_json(orig: Any) -> Any:
+        def f(self: Any) -> dict[str, Any]:
+            with LOCK:
+                d = orig(self)
+                status = getattr(self, "_sbx_status", None)
+                if status == "PENDING" and _now() - self._sbx_created >= _CFG.vpc_link_pending:
+                    self._sbx_status, self._sbx_message = "AVAILABLE", "VPC link is ready to route traffic"
+                if status is not None:
+                    d["vpcLinkStatus"] = self._sbx_status
+                    d["vpcLinkStatusMessage"] = self._sbx_message
+                return d
+
+        return f
+
+    _wrap(m.ApiGatewayV2Backend, "create_vpc_link", "apigwv2.create_vpc_link", create_vpc_link)
+    _wrap(m.ApiGatewayV2Backend, "delete_vpc_link", "apigwv2.delete_vpc_link", delete_vpc_link)
+    _wrap(m.VpcLink, "to_json", "apigwv2.link_to_json", to_json)
+
+
+def _install_security_groups() -> None:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    def delete_security_group(orig: Any) -> Any:
+        def f(self: Any, name: str | None = None, group_id: str | None = None) -> None:
+            with LOCK:
+                if group_id:
+                    users = [e.id for e in self.enis.values() if group_id in {g.id for g in e._group_set}]
+                    if users:
+                        raise EC2ClientError("DependencyViolation",
+                                             f"resource {group_id} has a dependent object ({users[0]})")
+                    for groups in self.groups.values():
+                        for group in groups.values():
+                            if group.id == group_id:
+                                continue
+                            for rule in group.ingress_rules:
+                                if (getattr(rule, "source_group", None) or {}).get("GroupId") == group_id:
+                                    raise EC2ClientError("DependencyViolation",
+                                                         f"resource {group_id} has a dependent object "
+                                                         f"(a rule of {group.id})")
+                return orig(self, name=name, group_id=group_id)
+
+        return f
+
+    _wrap(SecurityGroupBackend, "delete_security_group", "ec2.delete_security_group", delete_security_group)
 
 
 # --------------------------------------------------------------------------------------------
@@ -874,6 +997,8 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
         f"(service {service.name}) was unable to place a task because no container instance met all of its "
         "requirements."
     )
+    if (service.launch_type or "EC2") == "FARGATE":
+        return _FARGATE, []
     cis = [ci for ci in ecs.container_instances.get(cluster, {}).values() if ci.status == "ACTIVE"]
     cis = [ci for ci in cis if _instance_running(ecs, ci)]
     if not cis:
@@ -944,20 +1069,81 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
     return ci, bindings
 
 
+_FARGATE = object()  # placement result of a Fargate task: no container instance
+
+
+def _task_subnet(ecs: Any, service: Any, az: str | None, live: list[Any]) -> Any:
+    """The subnet an awsvpc task's interface goes in: one of the service's subnets in the task's AZ, else the
+    subnet (and so AZ) holding the fewest of the service's tasks."""
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    ids = ((service.network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or []
+    subnets = [ec2.get_subnet(i) for i in ids]
+    same = [sn for sn in subnets if az and sn.availability_zone == az]
+    pool = same or subnets
+    used = [getattr(t, "_sbx_subnet", None) for t in live]
+    return sorted(pool, key=lambda sn: (used.count(sn.id), sn.id))[0]
+
+
+def _attach_task_eni(ecs: Any, service: Any, task: Any, az: str | None, live: list[Any]) -> None:
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    for att in list(task.attachments):  # moto's: a random address in the first subnet
+        for d in att.get("details", []):
+            if d["name"] == "networkInterfaceId":
+                try:
+                    ec2.delete_network_interface(d["value"])
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+    subnet = _task_subnet(ecs, service, az, live)
+    groups = ((service.network_configuration or {}).get("awsvpcConfiguration") or {}).get("securityGroups") or []
+    eni = ec2.create_network_interface(subnet=subnet, private_ip_address=_free_ip(ec2, subnet), group_ids=list(groups),
+                                       description=f"arn:aws:ecs:{ecs.region_name}:{ecs.account_id}:attachment")
+    eni.status = "in-use"
+    task._sbx_ip, task._sbx_eni, task._sbx_subnet = eni.private_ip_address, eni.id, subnet.id
+    task.availability_zone = subnet.availability_zone
+    task.attachments = [{
+        "id": str(uuid.uuid4()), "type": "ElasticNetworkInterface", "status": "ATTACHED",
+        "details": [{"name": "subnetId", "value": subnet.id}, {"name": "networkInterfaceId", "value": eni.id},
+                    {"name": "macAddress", "value": eni.mac_address},
+                    {"name": "privateDnsName", "value": eni.private_dns_name},
+                    {"name": "privateIPv4Address", "value": eni.private_ip_address}],
+    }]
+
+
+def _free_ip(ec2: Any, subnet: Any) -> str:
+    """The lowest address of the subnet no interface holds, after the four AWS reserves (moto: a random one,
+    possibly the network address or one already in use)."""
+    import ipaddress
+    import itertools
+
+    used = {e.private_ip_address for e in ec2.enis.values() if getattr(e.subnet, "id", None) == subnet.id}
+    hosts = itertools.islice(ipaddress.ip_network(subnet.cidr_block).hosts(), 3, None)
+    return next(str(h) for h in hosts if str(h) not in used)
+
+
+def _target_of(task: Any, lb: dict[str, Any]) -> tuple[str, int] | None:
+    """(target id, port) a task registers for a service load balancer: its IP (awsvpc) or instance + host port."""
+    if getattr(task, "_sbx_ip", None):
+        return task._sbx_ip, int(lb.get("containerPort") or 0)
+    port = _binding_for(task, lb)
+    return (task._sbx_ec2_id, port) if port else None
+
+
 def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[str, Any]], dep_id: str) -> Any:
     from moto.ecs.models import Cluster  # noqa: F401 - typing only
 
     SteadyTask = _ORIG["SteadyTask"]
     SchedContainer = _ORIG["SchedContainer"]
     cluster = ecs.clusters[service.cluster_name]
+    fargate = ci is _FARGATE
+    live = [t for t in _sb(service)["tasks"] if t.desired_status == "RUNNING"]
     task = SteadyTask(
         cluster,
         td,
-        ci.container_instance_arn,
+        None if fargate else ci.container_instance_arn,
         ecs._calculate_task_resource_requirements(td),
         backend=ecs,
         group=f"service:{service.name}",
-        launch_type="EC2",
+        launch_type="FARGATE" if fargate else "EC2",
         started_by=dep_id,
         networking_configuration=getattr(service, "network_configuration", None) or None,
     )
@@ -967,9 +1153,11 @@ def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[st
     task._sbx_service = service
     task._sbx_deployment = dep_id
     task._sbx_registered = False
-    task._sbx_ec2_id = ci.ec2_instance_id
+    task._sbx_ec2_id = None if fargate else ci.ec2_instance_id
     task.created_at = _utcnow()
-    task.availability_zone = ci.attributes.get("ecs.availability-zone")
+    task.availability_zone = None if fargate else ci.attributes.get("ecs.availability-zone")
+    if td.network_mode == "awsvpc":
+        _attach_task_eni(ecs, service, task, task.availability_zone, live)
     task.containers = [SchedContainer(task, td, c, bindings) for c in td.container_definitions]
     ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
     _sb(service)["tasks"].append(task)
@@ -998,10 +1186,16 @@ def _stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerIn
         elb = _elbv2(ecs.account_id, ecs.region_name)
         for lb in service.load_balancers or []:
             tg = elb.target_groups.get(lb.get("targetGroupArn"))
-            port = _binding_for(task, lb)
-            if tg is not None and port:
-                _tg_remove(tg, _tkey(task._sbx_ec2_id, port))
+            target = _target_of(task, lb)
+            if tg is not None and target:
+                _tg_remove(tg, _tkey(*target))
         task._sbx_registered = False
+    if getattr(task, "_sbx_eni", None):
+        try:
+            _ec2(ecs.account_id, ecs.region_name).delete_network_interface(task._sbx_eni)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        task._sbx_eni = None
 
 
 def _reconcile(ecs: Any) -> None:
@@ -1053,6 +1247,8 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
         live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
         # tasks on terminated instances / deregistered container instances are gone
         for t in live:
+            if t._sbx_ec2_id is None:
+                continue  # Fargate: no instance to lose
             inst = ec2.get_instance_by_id(t._sbx_ec2_id)
             if inst is None or inst.state in ("terminated", "shutting-down"):
                 _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
@@ -1062,9 +1258,9 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
             if t.last_status == "RUNNING" and not t._sbx_registered:
                 for lb in service.load_balancers or []:
                     tg = elb.target_groups.get(lb.get("targetGroupArn"))
-                    port = _binding_for(t, lb)
-                    if tg is not None and port:
-                        _tg_add(tg, t._sbx_ec2_id, port, t._sbx_created + _CFG.task_start)
+                    target = _target_of(t, lb)
+                    if tg is not None and target:
+                        _tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
                         _event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
                 t._sbx_registered = True
         desired = int(service.desired_count or 0) if active else 0
@@ -1278,4 +1474,4 @@ def _install_iam() -> None:
     ac.IAMRequest._raise_access_denied = raise_access_denied(ac.IAMRequest._raise_access_denied)
 
 
-__all__ = ["AUTHORIZATIONS", "LOCK", "install", "set_vpc_link_status"]
+__all__ = ["AUTHORIZATIONS", "LOCK", "install", "set_vpc_link_status", "set_vpc_link_v2_status"]

@@ -31,6 +31,11 @@ class Delays:
     target_healthy: float = 0.5  # after registration, target "initial" -> "healthy"
 
 
+# AWS's transitions scaled down ~60x for benchmarks (benchmarks/run.py): an NLB provisions in ~3 min, a VPC
+# link is PENDING for ~5 min, a fixed-port service takes ~2 min to start tasks and pass health checks.
+AWS_LIKE = Delays(nlb_provisioning=3.0, vpc_link_pending=5.0, task_start=1.0, target_healthy=1.0)
+
+
 class _SandboxSession(boto3.Session):
     """A boto3 Session whose clients and resources default to the sandbox endpoint."""
 

@@ -1,0 +1,68 @@
+"""Airflow DAG: one environment's `runbook apply`, one PapermillOperator task per notebook (see docs/airflow.md).
+
+Copy into the DAGs folder of an Airflow deployment whose workers have this repository checked out at
+RUNBOOK_ROOT with requirements.txt installed (papermill, the `python3` kernel and `vpclink_runbooks`), plus
+`apache-airflow-providers-papermill`. Trigger with a config to pick the environment:
+
+    airflow dags trigger vpclink_runbook_apply --conf '{"env": "dev"}'
+
+STEPS and NEEDS mirror lib/runner.py (COMMANDS["apply"] and NEEDS); tests/test_airflow_dag.py keeps them equal.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow import DAG
+from airflow.providers.papermill.operators.papermill import PapermillOperator
+
+RUNBOOK_ROOT = os.environ.get("RUNBOOK_ROOT", "/opt/vpclink-runbooks")
+# (notebook, mode) in the order `runbook apply` lists them.
+STEPS = [
+    ("00_inspect", "apply"),
+    ("10_nlb", "apply"),
+    ("20_vpc_link", "apply"),
+    ("30_ecs_service", "apply"),
+    ("40_api", "apply"),
+    ("50_verify", "plan"),
+]
+# What each notebook needs done first: the VPC link and the ECS service both need only the NLB, so Airflow runs
+# them side by side, as the runner does.
+NEEDS = {
+    "00_inspect": (),
+    "10_nlb": ("00_inspect",),
+    "20_vpc_link": ("10_nlb",),
+    "30_ecs_service": ("10_nlb",),
+    "40_api": ("20_vpc_link",),
+    "50_verify": ("00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api"),
+}
+# Jinja: the environment from the trigger's config (default dev); one output folder per DAG run.
+ENV = "{{ dag_run.conf.get('env', 'dev') }}"
+OUTPUT = RUNBOOK_ROOT + "/runs/" + ENV + "/airflow-{{ run_id }}"
+
+with DAG(
+    dag_id="vpclink_runbook_apply",
+    start_date=datetime(2024, 1, 1),
+    schedule=None,  # on demand, like `runbook apply`
+    catchup=False,
+    # One writer per environment: Airflow does not take the runbook's lock (only the runner does), so never let
+    # two runs of this DAG overlap. Use one DAG per environment if environments must run in parallel.
+    max_active_runs=1,
+    default_args={"retries": 1},  # every step resumes from what exists, so a retry is safe
+    tags=["vpclink-runbooks"],
+) as dag:
+    tasks = {
+        notebook: PapermillOperator(
+            task_id=notebook,
+            input_nb=f"{RUNBOOK_ROOT}/notebooks/{notebook}.ipynb",
+            output_nb=f"{OUTPUT}/{notebook}.ipynb",
+            parameters={"params_file": f"{RUNBOOK_ROOT}/params/{ENV}.yaml", "mode": mode},
+            kernel_name="python3",
+            language_name="python",
+        )
+        for notebook, mode in STEPS
+    }
+    for notebook, needs in NEEDS.items():
+        for need in needs:
+            tasks[need] >> tasks[notebook]
