@@ -203,8 +203,13 @@ def nlb_lost_a_subnet(c: Chain) -> None:
 
 
 def health_check_changed(c: Chain) -> None:
-    c.elbv2.modify_target_group(TargetGroupArn=c.target_group["TargetGroupArn"], HealthCheckIntervalSeconds=30,
-                                HealthyThresholdCount=10)
+    c.elbv2.modify_target_group(TargetGroupArn=c.target_group["TargetGroupArn"], HealthCheckProtocol="HTTP",
+                                HealthCheckPath="/status")
+
+
+def stray_target(c: Chain) -> None:
+    c.elbv2.register_targets(TargetGroupArn=c.target_group["TargetGroupArn"],
+                             Targets=[{"Id": c.box.world["instance_ids"][0], "Port": 10001}])
 
 
 # Drift that apply corrects (and verify does not report), with the notebook that corrects it.
@@ -220,6 +225,7 @@ def test_each_action_only_drift_or_repair_needs_fails_naming_it(enforced):
     problems = []
     later = {a for actions in enforced.order["destroy"].values() for a in actions} | {"iam:PassRole"}
     cases = [(f.name, f.inject, "repair", True, None) for f in FAULTS if f.owned] + \
+            [("a target on a port no task listens on", stray_target, "repair", True, None)] + \
             [(name, inject, "apply", False, notebook) for name, inject, notebook in DRIFTS]
     for name, inject, command, yes, notebook in cases:
         left = granted(enforced) - set(enforced.proved) - later
@@ -256,3 +262,26 @@ def test_every_action_in_the_policy_is_proved_needed(enforced):
     """No grant is spare: each action the policy holds was proved by a run that failed without it."""
     unproved = granted(enforced) - set(enforced.proved)
     assert not unproved, sorted(unproved)
+
+
+PATHS = {
+    "v2-alb-dynamic-ports": dict(environment="albiam", service__name="shop", service__host_port=None,
+                                 service__health_check_path="/health", api__base_path="shop", vpc_link={"version": 2},
+                                 nlb={"type": "application", "subnets": None, "listener_port": 8000}),
+    "v2-nlb-awsvpc": dict(environment="ipiam", service__name="ledger", service__host_port=None,
+                          service__network_mode="awsvpc", api__base_path="ledger", vpc_link={"version": 2}),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_other_paths_pass_with_their_own_generated_policy(enforced, tmp_path, path):
+    """The newer paths need actions the default one does not (their own security groups, the ALB's): their
+    environment's policy grants them, and apply, verify and destroy pass with it alone."""
+    params_path = str(write_params(tmp_path, **PATHS[path]))
+    enforced.grant(params_path=params_path)
+    try:
+        for command, yes in (("apply", False), ("verify", False), ("destroy", True)):
+            result, _ = enforced.run_logged(command, yes=yes, params_path=params_path)
+            assert result.exit_code == 0, (path, command, record(result).get("error"))
+    finally:
+        enforced.grant()

@@ -8,6 +8,7 @@ ELBv2
 - NLB ARNs are `loadbalancer/net/...` (moto: `app`), so listener ARNs are `listener/net/...`.
 - Load balancers stay `provisioning` for `delays.nlb_provisioning` s (moto: active on first read).
 - NLBs get one network interface per subnet ("ELB net/NAME/ID"), removed on delete (moto: none).
+- set_subnets accepts a single subnet for an NLB (moto: 2+ AZs, the ALB rule).
 - Deleting a load balancer a VPC link targets fails with ResourceInUse (moto: deletes it).
 - Deleting a load balancer detaches it from its target groups (moto: dangling references); so does
   deleting or modifying the last listener that forwards to one.
@@ -186,6 +187,16 @@ def _install_elbv2() -> None:
     from moto.elbv2.exceptions import ELBClientError
     from moto.elbv2.responses import ELBV2Response
 
+    def set_subnets(orig: Any) -> Any:
+        def f(self: Any, arn: str, subnets: list[str], subnet_mappings: list[dict[str, Any]]) -> Any:
+            lb = self.load_balancers.get(arn)
+            ids = [*subnets, *(m_["SubnetId"] for m_ in subnet_mappings)]
+            if lb is not None and lb.type == "network" and len(ids) == 1:
+                lb.subnets = [self.ec2_backend.get_subnet(ids[0])]
+                return lb.availability_zones
+            return orig(self, arn, subnets, subnet_mappings)
+        return f
+
     def create_load_balancer(orig: Any) -> Any:
         def f(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
             with LOCK:
@@ -344,6 +355,7 @@ def _install_elbv2() -> None:
     _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", resync_after)
     _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", create_load_balancer)
     _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", delete_load_balancer)
+    _wrap(m.ELBv2Backend, "set_subnets", "elbv2.set_subnets", set_subnets)
     _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", describe_target_health)
     _wrap(m.FakeLoadBalancer, "activate", "elbv2.activate", activate)
     _wrap(m.FakeTargetGroup, "register", "elbv2.tg.register", tg_register)
