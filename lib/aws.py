@@ -122,8 +122,11 @@ class CallRecorder:
 class Aws:
     """The clients one run uses, all from one session with the runbook's retry config and recorder."""
 
-    def __init__(self, session: boto3.Session, recorder: CallRecorder | None = None):
+    def __init__(self, session: boto3.Session, recorder: CallRecorder | None = None, step: str | None = None):
         self.session = session
+        # The step goes into every request's User-Agent, so CloudTrail shows which notebook made each call.
+        self.config = RETRY_CONFIG.merge(Config(user_agent_extra=f"{RETRY_CONFIG.user_agent_extra} step/{step}")) \
+            if step else RETRY_CONFIG
         self.recorder = recorder or CallRecorder()
         self.recorder.attach(session)
         self._clients: dict[str, Any] = {}
@@ -132,7 +135,7 @@ class Aws:
     def client(self, name: str) -> Any:
         with self._lock:
             if name not in self._clients:
-                self._clients[name] = self.session.client(name, config=RETRY_CONFIG)
+                self._clients[name] = self.session.client(name, config=self.config)
             return self._clients[name]
 
     def __getattr__(self, name: str) -> Any:
@@ -164,9 +167,9 @@ def make_session(params: Params) -> boto3.Session:
     return session
 
 
-def connect(params: Params) -> Aws:
+def connect(params: Params, step: str | None = None) -> Aws:
     log = os.environ.get(CALL_LOG_ENV)
-    return Aws(make_session(params), CallRecorder(Path(log) if log else None))
+    return Aws(make_session(params), CallRecorder(Path(log) if log else None), step)
 
 
 def check_region(aws: Aws, params: Params) -> None:

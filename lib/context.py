@@ -65,7 +65,7 @@ def begin(notebook: str, namespace: dict[str, Any]) -> Context:
     params = parse_params(merge_params(namespace.get("params_file"), namespace), namespace.get("params_file") or "")
     if params.sandbox:
         sandbox_link.use_running_sandbox()
-    aws = aws_mod.connect(params)
+    aws = aws_mod.connect(params, step=notebook)
     identity = aws_mod.check_account(aws, params)
     return Context(params=params, aws=aws, names=Names(params), mode=mode, identity=identity)
 

@@ -353,7 +353,9 @@ def _fargate_capable(ctx: Context) -> bool | None:
     """Does the cluster have the FARGATE capacity provider? None when it cannot be read."""
     try:
         clusters = ctx.aws.ecs.describe_clusters(clusters=[ctx.params.cluster])["clusters"]
-    except ClientError:
+    except ClientError as exc:  # a missing cluster is refused elsewhere; anything else (AccessDenied) fails
+        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
+            raise
         return None
     return bool(clusters) and "FARGATE" in (clusters[0].get("capacityProviders") or [])
 

@@ -32,13 +32,37 @@ OUR_RESOURCE_TYPES = {
 # Tagging actions apply to many resource types; the runbook only tags what it creates, at creation.
 ACTION_RESOURCE_TYPES = {
     "ecs:TagResource": ("service/", "task-definition/"),
-    "ec2:CreateTags": ("security-group-rule/",),
+    "ec2:CreateTags": ("security-group-rule/", "security-group/"),
+    # AWS authorizes CreateSecurityGroup against the VPC too.
+    "ec2:CreateSecurityGroup": ("security-group/", "vpc/"),
 }
 # Actions granted on "*" on purpose, although IAM lists a resource type for them, and why.
 WILDCARD_BY_CHOICE = {
     # AWS authorizes ListTasks filtered by cluster/service against "*"; ecs:cluster narrows it (condition below).
     "ecs:ListTasks": "ListTasks by cluster and service names no container instance; scoped by ecs:cluster",
 }
+
+
+
+def _creates_groups(params: Params) -> bool:
+    return params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc
+
+
+# Actions only some paths call: an environment on another path is not granted them.
+PATH_ACTIONS = {
+    "ec2:CreateSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "ec2:DeleteSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "elasticloadbalancing:SetSecurityGroups": ("an application load balancer",
+                                               lambda params: params.nlb.type == "application"),
+}
+# Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
+NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
+
+
+def needed(action: str, params: Params) -> bool:
+    """Whether an operator of this environment needs a declared action granted."""
+    path = PATH_ACTIONS.get(action)
+    return action not in NO_PERMISSION_NEEDED and (path is None or path[1](params))
 
 
 class PolicyError(RunbookError):
@@ -109,7 +133,7 @@ def _variables(params: Params) -> dict[str, str]:
         "TaskDefinitionFamilyName": names.task_family, "TaskDefinitionRevisionNumber": "*",
         "ParameterNameWithoutLeadingSlash": parameter_name(params.environment).lstrip("/"),
         "SecurityGroupId": "*", "SecurityGroupRuleId": "*",
-        "RoleNameWithPath": _execution_role_name(),
+        "RoleNameWithPath": _execution_role_name(), "VpcId": params.vpc_id,
     }
 
 
@@ -125,8 +149,9 @@ def _conditions(params: Params) -> dict[str, dict]:
         "ecs:ListTasks": {"ArnEquals": {"ecs:cluster": cluster_arn}},
         # The runbook passes the execution role to ECS tasks only.
         "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-        # Tags go on the security group rules the runbook authorizes, never on anything else.
-        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": "AuthorizeSecurityGroupIngress"}},
+        # Tags go on what the runbook creates, at creation, never on anything else.
+        "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": ["AuthorizeSecurityGroupIngress", *(
+            ["CreateSecurityGroup"] if _creates_groups(params) else [])]}},
     }
 
 
@@ -174,7 +199,7 @@ def policy_document(params: Params, *, wildcard_resources: bool = False, without
     conditions = {} if wildcard_resources else _conditions(params)
     groups: dict[str, dict] = {}
     for action in declared_actions():
-        if action in without:
+        if action in without or not needed(action, params):
             continue
         resources = ["*"] if wildcard_resources else resources_for(action, params)
         condition = conditions.get(action)

@@ -365,6 +365,14 @@ def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
 def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False, yes: bool = False,
         notebooks: list[tuple[str, str]] | None = None) -> RunResult:
     """Run a command for one environment and leave runs/<env>/<run-id>/ with run.json."""
+    result = _run(command, env, confirm=confirm, log_output=log_output, yes=yes, notebooks=notebooks)
+    if result.exit_code == 0 and result.record.get("status") == "failed":  # the lock could not be released
+        result.exit_code = 1
+    return result
+
+
+def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: bool,
+         notebooks: list[tuple[str, str]] | None) -> RunResult:
     params = load_params(env)  # ParamsError: before any AWS call
     check_protected(params, command, confirm)
     params_path = resolve_params_path(env).resolve()
@@ -427,10 +435,16 @@ def run(command: str, env: str, *, confirm: str | None = None, log_output: bool 
         record["status"] = status
         exit_code = {"succeeded": 0, "refused": 2}.get(status, 1)
         return RunResult(exit_code, run_dir, record)
+    except (ClientError, BotoCoreError) as exc:
+        # An AWS call of the runner's own (the caller's identity, the lock) failed: the run fails, naming it.
+        record["error"] = f"runner: {type(exc).__name__}: {exc}"
+        print(f"  error: {record['error']}", file=sys.stderr)
+        return RunResult(1, run_dir, record)
     finally:
         pool.close()
-        if lock is not None:
-            _release(lock)
+        if lock is not None and (release_error := _release(lock)):
+            # Done, but the lock stays held: every later run elsewhere is refused, so the run fails, saying why.
+            record["status"], record["error"] = "failed", f"runner: could not release the lock: {release_error}"
         record["changes"], record["failed_changes"] = _mutating_calls(call_log)
         record["finished_at"] = now()
         # The pages first (index.html summarises the record), then the seal: run.json with the hashes of
@@ -485,13 +499,16 @@ def run_many(envs: list[str], *, parallel: int = 1, confirm: str | None = None, 
             owned.stop()
 
 
-def _release(lock: lock_mod.Lock) -> None:
-    """Give the lock back; a failure here never hides the run's own result, but says how to recover."""
+def _release(lock: lock_mod.Lock) -> str | None:
+    """Give the lock back; on failure, why and how to recover (the run's own changes stay recorded)."""
     try:
         lock.release()
     except (ClientError, BotoCoreError) as exc:
-        print(f"  could not release the lock {lock.name} ({exc}); the next run on this host takes it over, "
-              "elsewhere break it with `runbook unlock ENV --force`", file=sys.stderr)
+        why = (f"{lock.name} ({exc}); the next run on this host takes it over, elsewhere break it with "
+               "`runbook unlock ENV --force`")
+        print(f"  could not release the lock {why}", file=sys.stderr)
+        return why
+    return None
 
 
 def _write_pages(run_dir: Path, record: dict) -> None:

@@ -96,8 +96,11 @@ def change_listener_port(c: Chain) -> None:
 
 
 def forward_listener_elsewhere(c: Chain) -> None:
-    other = c.elbv2.create_target_group(Name="elsewhere-10001", Protocol="TCP", Port=10001, VpcId=c.lb["VpcId"],
-                                        TargetType="instance")["TargetGroups"][0]
+    try:  # injected again (test_iam_enforced): the group from the first time
+        other = c.elbv2.describe_target_groups(Names=["elsewhere-10001"])["TargetGroups"][0]
+    except c.elbv2.exceptions.TargetGroupNotFoundException:
+        other = c.elbv2.create_target_group(Name="elsewhere-10001", Protocol="TCP", Port=10001,
+                                            VpcId=c.lb["VpcId"], TargetType="instance")["TargetGroups"][0]
     c.elbv2.modify_listener(ListenerArn=c.listener["ListenerArn"],
                             DefaultActions=[{"Type": "forward", "TargetGroupArn": other["TargetGroupArn"]}])
 

@@ -110,7 +110,9 @@ def test_policy_scopes_to_the_environment():
     params = load_params(ROOT / "params" / "prod.yaml")
     document = policy.policy_document(params)
     by_action = {a: s for s in document["Statement"] for a in s["Action"]}
-    assert set(by_action) == set(policy.declared_actions())
+    assert set(by_action) == {a for a in policy.declared_actions() if policy.needed(a, params)}
+    assert "sts:GetCallerIdentity" in policy.declared_actions()  # called, declared, but needs no grant
+    assert "sts:GetCallerIdentity" not in by_action
     service = f"arn:aws:ecs:{params.region}:{params.account_id}:service/{params.cluster}/{params.service.name}"
     assert by_action["ecs:UpdateService"]["Resource"] == [service]
     assert by_action["ssm:PutParameter"]["Resource"] == [
@@ -161,3 +163,20 @@ def test_runbook_policy_prints_the_document(capsys):
     assert document == policy.policy_document(load_params(LOCAL))
     assert main(["policy", "local", "--any-resource"]) == 0
     assert {r for s in json.loads(capsys.readouterr().out)["Statement"] for r in s["Resource"]} == {"*"}
+
+
+def test_only_the_environment_path_gets_its_path_actions():
+    """A fixed-port V1 environment creates no security group; V2, an ALB or awsvpc tasks do (and the VPC is
+    part of CreateSecurityGroup's authorization)."""
+    def actions(document):
+        return {a: s for s in document["Statement"] for a in s["Action"]}
+
+    v1 = actions(policy.policy_document(load_params(ROOT / "params" / "local.yaml")))
+    path_actions = {"ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "elasticloadbalancing:SetSecurityGroups"}
+    assert not path_actions & set(v1)
+    alb = load_params(ROOT / "params" / "dev-v2.yaml")
+    granted = actions(policy.policy_document(alb))
+    assert path_actions <= set(granted)
+    vpc = f"arn:aws:ec2:{alb.region}:{alb.account_id}:vpc/{alb.vpc_id}"
+    assert vpc in granted["ec2:CreateSecurityGroup"]["Resource"]
+    assert "CreateSecurityGroup" in granted["ec2:CreateTags"]["Condition"]["StringEquals"]["ec2:CreateAction"]

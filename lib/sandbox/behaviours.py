@@ -8,6 +8,7 @@ ELBv2
 - NLB ARNs are `loadbalancer/net/...` (moto: `app`), so listener ARNs are `listener/net/...`.
 - Load balancers stay `provisioning` for `delays.nlb_provisioning` s (moto: active on first read).
 - NLBs get one network interface per subnet ("ELB net/NAME/ID"), removed on delete (moto: none).
+- set_subnets accepts a single subnet for an NLB (moto: 2+ AZs, the ALB rule).
 - Deleting a load balancer a VPC link targets fails with ResourceInUse (moto: deletes it).
 - Deleting a load balancer detaches it from its target groups (moto: dangling references); so does
   deleting or modifying the last listener that forwards to one.
@@ -186,6 +187,16 @@ def _install_elbv2() -> None:
     from moto.elbv2.exceptions import ELBClientError
     from moto.elbv2.responses import ELBV2Response
 
+    def set_subnets(orig: Any) -> Any:
+        def f(self: Any, arn: str, subnets: list[str], subnet_mappings: list[dict[str, Any]]) -> Any:
+            lb = self.load_balancers.get(arn)
+            ids = [*subnets, *(m_["SubnetId"] for m_ in subnet_mappings)]
+            if lb is not None and lb.type == "network" and len(ids) == 1:
+                lb.subnets = [self.ec2_backend.get_subnet(ids[0])]
+                return lb.availability_zones
+            return orig(self, arn, subnets, subnet_mappings)
+        return f
+
     def create_load_balancer(orig: Any) -> Any:
         def f(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
             with LOCK:
@@ -344,6 +355,7 @@ def _install_elbv2() -> None:
     _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", resync_after)
     _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", create_load_balancer)
     _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", delete_load_balancer)
+    _wrap(m.ELBv2Backend, "set_subnets", "elbv2.set_subnets", set_subnets)
     _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", describe_target_health)
     _wrap(m.FakeLoadBalancer, "activate", "elbv2.activate", activate)
     _wrap(m.FakeTargetGroup, "register", "elbv2.tg.register", tg_register)
@@ -1367,6 +1379,14 @@ _TAG_ON_CREATE = {
     "ssm": ("ssm:AddTagsToResource", ("Tags",)),
 }
 _PASSED_ROLES = {"ecs": ("taskRoleArn", "executionRoleArn", "role")}
+# (caller ARN, action, the runbook step named in the User-Agent or "") of every authorization checked, in
+# order: what CloudTrail would show.
+AUTHORIZATIONS: list[tuple[str, str, str]] = []
+
+
+def _step(req: Any) -> str:
+    agent = {k.lower(): v for k, v in req._headers.items()}.get("user-agent", "")
+    return next((part[5:] for part in agent.split() if part.startswith("step/")), "")
 
 
 def _request_fields(req: Any) -> dict[str, Any]:
@@ -1400,14 +1420,19 @@ def _implied_actions(req: Any) -> list[tuple[str, str]]:
 
 def _json_protocol(req: Any) -> bool:
     content_type = {k.lower(): v for k, v in req._headers.items()}.get("content-type", "")
-    return req._service not in ("ec2", "elasticloadbalancing", "iam", "sts") and "www-form-urlencoded" not in content_type
+    query_protocol = req._service in ("ec2", "elasticloadbalancing", "iam", "sts")
+    return not query_protocol and "www-form-urlencoded" not in content_type
 
 
 def _install_iam() -> None:
-    from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError
     from moto.iam import access_control as ac
 
     base = ac.IAMRequestBase
+
+    class _XmlAccessDenied(AccessDeniedError):
+        def __init__(self, message: str) -> None:
+            super(AccessDeniedError, self).__init__("AccessDenied", message)
 
     def init(orig: Any) -> Any:
         def f(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -1428,12 +1453,14 @@ def _install_iam() -> None:
 
     def check_action_permitted(orig: Any) -> Any:
         def f(self: Any, resource: str) -> None:
+            AUTHORIZATIONS.append((self._access_key.arn, self._action, _step(self)))
             orig(self, resource)
             requested = self._action
             try:
                 for action, target in _implied_actions(self):
                     self._action = action
                     self._implied_resource = target
+                    AUTHORIZATIONS.append((self._access_key.arn, action, _step(self)))
                     orig(self, target)
             finally:
                 self._action = requested
@@ -1450,11 +1477,7 @@ def _install_iam() -> None:
                 err = JsonRESTError("AccessDeniedException", message)
                 err.code = 403
                 raise err
-            from moto.iam.exceptions import AccessDeniedError
-
-            exc = AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
-            exc.message = message
-            raise exc
+            raise _XmlAccessDenied(message)
         return f
 
     base.__init__ = init(base.__init__)
@@ -1463,4 +1486,4 @@ def _install_iam() -> None:
     ac.IAMRequest._raise_access_denied = raise_access_denied(ac.IAMRequest._raise_access_denied)
 
 
-__all__ = ["LOCK", "install", "set_vpc_link_status", "set_vpc_link_v2_status"]
+__all__ = ["AUTHORIZATIONS", "LOCK", "install", "set_vpc_link_status", "set_vpc_link_v2_status"]
