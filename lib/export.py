@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from . import aws as aws_mod
 from . import sandbox_link
+from .checks import _ignore_missing
 from .context import Context
 from .destroy import _domain_mappings, _load_balancer, _owned_groups
 from .ecs_service import find_service
@@ -253,15 +252,6 @@ def _with_tags(body: dict, tags: Any) -> dict:
 def _compact(body: dict) -> dict:
     """Leave out arguments AWS reports as absent (None), so the provider's defaults apply as they did."""
     return {k: v for k, v in body.items() if v is not None}
-
-
-def _missing(call: Callable, *codes: str):
-    try:
-        return call()
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in codes:
-            return None
-        raise
 
 
 def _elb_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict]]:
@@ -575,7 +565,7 @@ def resource_body(resource: dict, refs: Refs) -> dict:
 def discover_methods(d: Discovery) -> list[dict]:
     gw, found = d.ctx.aws.apigateway, []
     for resource in d.found.get("aws_api_gateway_resource", []):
-        method = _missing(lambda r=resource: gw.get_method(restApiId=r["restApiId"], resourceId=r["id"],
+        method = _ignore_missing(lambda r=resource: gw.get_method(restApiId=r["restApiId"], resourceId=r["id"],
                                                            httpMethod="ANY"), "NotFoundException")
         if method is not None:
             method.pop("ResponseMetadata", None)
@@ -688,7 +678,7 @@ def discover_deployments(d: Discovery) -> list[dict]:
         if not stage.get("deploymentId") or key in seen:
             continue
         seen.add(key)
-        deployment = _missing(lambda s=stage: gw.get_deployment(restApiId=s["restApiId"],
+        deployment = _ignore_missing(lambda s=stage: gw.get_deployment(restApiId=s["restApiId"],
                                                                 deploymentId=s["deploymentId"]), "NotFoundException")
         if deployment is not None:
             deployment.pop("ResponseMetadata", None)
