@@ -67,3 +67,32 @@ def test_group_referenced_by_another_groups_rule_cannot_be_deleted(network):
     assert refused.value.response["Error"]["Code"] == "DependencyViolation"
     ec2.delete_security_group(GroupId=other)
     ec2.delete_security_group(GroupId=group)
+
+
+def test_awsvpc_tasks_start_in_a_vpc_without_dns_hostnames(sandbox):
+    """A VPC created with defaults (DNS hostnames off): its interfaces still have private DNS names, so awsvpc
+    tasks start (moto's ECS failed on them)."""
+    s = sandbox.session()
+    ec2, ecs = s.client("ec2"), s.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    az = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.0.0/20", AvailabilityZone=az)["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]
+    assert eni["PrivateDnsName"].startswith("ip-172-31-")
+    ecs.create_cluster(clusterName="nodns")
+    ecs.register_task_definition(family="nodns", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                 cpu="256", memory="512",
+                                 containerDefinitions=[{"name": "app", "image": "app:1", "essential": True,
+                                                        "memory": 512, "portMappings": [{"containerPort": 8080}]}])
+    group = ec2.create_security_group(GroupName="nodns-task", Description="task", VpcId=vpc)["GroupId"]
+    ecs.create_service(cluster="nodns", serviceName="app", taskDefinition="nodns", desiredCount=1,
+                       launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        arns = ecs.list_tasks(cluster="nodns", serviceName="app")["taskArns"]
+        if arns and ecs.describe_tasks(cluster="nodns", tasks=arns)["tasks"][0]["lastStatus"] == "RUNNING":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the awsvpc task never reached RUNNING")

@@ -13,6 +13,8 @@ ELBv2
 - Deleting a load balancer detaches it from its target groups (moto: dangling references); so does
   deleting or modifying the last listener that forwards to one.
 - An instance launched in a VPC subnet without security groups gets the VPC's default group (moto: none).
+- Every network interface has a private DNS name (moto: only with DNS hostnames on, and its ECS then cannot
+  start awsvpc tasks in any other VPC).
 - Target groups key targets by (Id, Port) as AWS does (moto: by Id only, so one port per instance).
 - Target health is real: `initial` for `delays.target_healthy` s (and while the NLB provisions),
   then `healthy`; `unhealthy` (Target.FailedHealthChecks) when the instance is not running or,
@@ -140,6 +142,21 @@ def _install_ec2() -> None:
         return f
 
     _wrap(InstanceBackend, "run_instances", "ec2.run_instances", run_instances)
+
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+    from moto.ec2.utils import generate_dns_from_ip
+
+    def eni_init(orig: Any) -> Any:
+        # Every interface has a private DNS name in AWS; moto gives one only in VPCs with DNS hostnames on, and
+        # its ECS then fails to start awsvpc tasks anywhere else.
+        def f(self: Any, *args: Any, **kwargs: Any) -> None:
+            orig(self, *args, **kwargs)
+            if not getattr(self, "private_dns_name", None) and self.private_ip_address:
+                self.private_dns_name = generate_dns_from_ip(self.private_ip_address)
+
+        return f
+
+    _wrap(NetworkInterface, "__init__", "ec2.eni_init", eni_init)
 
 
 def _wrap(cls: Any, name: str, key: str, factory: Any) -> None:
