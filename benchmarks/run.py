@@ -207,6 +207,34 @@ def measure_aws_like(params: Path, environment: str, runs: int, workdir: Path) -
     }
 
 
+FLOOR_CODE = """import sys
+sys.modules.setdefault("rfc3987_syntax", None)  # as lib/runner.py's _import_papermill: skip a 2 s grammar build
+import papermill
+papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name="python3", progress_bar=False)
+"""
+
+
+def measure_floor(runs: int, workdir: Path) -> dict:
+    """What any command that leaves an executed notebook pays before its first AWS call: one process that runs
+    papermill on a notebook holding only the verify notebook's imports (a kernel starts, lib loads), no AWS call,
+    no run record, no HTML page. The runbook's verify cannot be faster than this."""
+    import nbformat
+
+    from vpclink_runbooks.runner import _warm_up_code
+
+    source = workdir / "floor.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_warm_up_code("50_verify"))],
+                                            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                     "display_name": "Python 3"}}), source)
+    seconds = []
+    for i in range(runs):
+        print(f"  floor run {i + 1}/{runs}", file=sys.stderr, flush=True)
+        result = _must(timed([PYTHON, "-c", FLOOR_CODE, str(source), str(workdir / "floor-out.ipynb")],
+                             dict(os.environ)), "papermill on the floor notebook")
+        seconds.append(result["seconds"])
+    return {"seconds": stats(seconds)}
+
+
 def environment_params(base: Path, count: int, workdir: Path) -> list[tuple[Path, str]]:
     """`count` environments over one seeded world: own names, host ports and base paths."""
     data = yaml.safe_load(base.read_text())
@@ -258,6 +286,9 @@ def ratios(r: dict) -> dict:
         out["aws_like_vs_delays"] = aws["apply"]["seconds"]["median"] / aws["critical_path_delays_s"]
     if "many" in r:
         out["many_envs_speedup"] = r["many"]["speedup"]
+    if "floor" in r:
+        out["floor_vs_reference_verify"] = (r["floor"]["seconds"]["median"]
+                                            / life["reference_verify"]["seconds"]["median"])
     return {k: round(v, 2) for k, v in out.items()}
 
 
@@ -310,6 +341,10 @@ def markdown(r: dict) -> str:
                        ("destroy", "destroy --yes"), ("reference", "reference build + verify"),
                        ("reference_verify", "reference verify")):
         lines.append(f"| {label} | {life[key]['calls']} | {life[key]['mutating']} |")
+    if "floor" in r:
+        lines += ["", f"Floor: papermill running one notebook with only the verify notebook's imports (a kernel "
+                  f"starts and loads lib; no AWS call, no record, no page), whole process: {_s(r['floor']['seconds'])}"
+                  f", {q['floor_vs_reference_verify']:.2f}x the reference's verify."]
     if "aws_like" in r:
         lines += ["", "AWS-like apply, steps (start offset s, seconds): " + ", ".join(
             f"{s['notebook'].removesuffix('.ipynb')} @{s['started_after']} {s['seconds']}"
@@ -340,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         print("lifecycle (default sandbox delays)", file=sys.stderr, flush=True)
         results["lifecycle"] = measure_lifecycle(params, environment, runs, workdir)
+        print("floor (one notebook through papermill, no AWS)", file=sys.stderr, flush=True)
+        results["floor"] = measure_floor(runs, workdir)
         if "aws-like" not in args.skip:
             print("AWS-like delays", file=sys.stderr, flush=True)
             results["aws_like"] = measure_aws_like(params, environment, runs, workdir)

@@ -21,7 +21,7 @@ MODES = ("plan", "apply", "repair-plan", "repair")
 # The top-level keys a notebook's parameters cell declares; papermill -f injects them.
 PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
               "vpc_id", "cluster", "service", "nlb", "load_balancer", "vpc_link", "api")
-RUN_DIR_ENV = "RUNBOOK_RUN_DIR"
+RUN_DIR_ENV = aws_mod.RUN_DIR_ENV
 
 
 @dataclass

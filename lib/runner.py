@@ -21,7 +21,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import audit, sandbox_link
 from . import aws as aws_mod
 from . import lock as lock_mod
-from .context import RUN_DIR_ENV
 from .errors import GuardRefused, ParamsError, RunbookError
 from .params import Params, load_params, resolve_params_path
 
@@ -380,7 +379,7 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
     started = now()
     run_id, run_dir = new_run_dir(params.environment)
     call_log = run_dir / "calls.jsonl"
-    os.environ[RUN_DIR_ENV] = str(run_dir)
+    os.environ[aws_mod.RUN_DIR_ENV] = str(run_dir)
     os.environ[aws_mod.CALL_LOG_ENV] = str(call_log)
     record = {
         "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
@@ -455,7 +454,7 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
             finally:
                 audit.seal(run_dir, record)
         finally:
-            os.environ.pop(RUN_DIR_ENV, None)
+            os.environ.pop(aws_mod.RUN_DIR_ENV, None)
             os.environ.pop(aws_mod.CALL_LOG_ENV, None)
             if owned is not None:
                 owned.stop()

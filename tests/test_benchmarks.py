@@ -87,11 +87,15 @@ def test_quick_benchmark_writes_every_measurement(tmp_path):
     assert many["environments"] == 2 and many["sequential"]["succeeded"] == many["parallel"]["succeeded"] == 2
     assert many["parallel"]["peak_rss_mb"] > 0
     assert set(results["targets"]) == set(bench.TARGETS)
+    # the floor: papermill on a notebook that only imports lib, no AWS; it is a real, finished run of papermill
+    assert results["floor"]["seconds"]["runs"] == 1 and results["floor"]["seconds"]["median"] > 0
+    assert results["ratios"]["floor_vs_reference_verify"] > 0
     table = (tmp_path / "results.md").read_text()
     assert out.stdout.strip() == table.strip()
     for label in ("cold apply, whole process", "no-op re-apply", "verify alone", "cold apply API calls",
                   "re-apply mutating calls", "apply with AWS-like delays", "2 environments, --parallel 2"):
         assert f"| {label} |" in table
+    assert "Floor: papermill running one notebook" in table
 
 
 def test_apply_of_several_environments_refuses_bad_input_before_any_run(tmp_path, capsys):
