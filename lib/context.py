@@ -21,7 +21,6 @@ MODES = ("plan", "apply", "repair-plan", "repair")
 # The top-level keys a notebook's parameters cell declares; papermill -f injects them.
 PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
               "vpc_id", "cluster", "service", "nlb", "load_balancer", "vpc_link", "api")
-RUN_DIR_ENV = aws_mod.RUN_DIR_ENV
 
 
 @dataclass
@@ -72,14 +71,14 @@ def begin(notebook: str, namespace: dict[str, Any]) -> Context:
 
 def record(name: str, payload: Any) -> None:
     """Leave a step's result (e.g. checks) for the runner, when a runner started this kernel."""
-    run_dir = os.environ.get(RUN_DIR_ENV)
+    run_dir = os.environ.get(aws_mod.RUN_DIR_ENV)
     if run_dir:
         Path(run_dir, f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))
 
 
 def append_record(name: str, rows: list[dict]) -> None:
     """Append rows to a JSON-lines record in the run directory (when a runner started this kernel)."""
-    run_dir = os.environ.get(RUN_DIR_ENV)
+    run_dir = os.environ.get(aws_mod.RUN_DIR_ENV)
     if run_dir:
         with open(Path(run_dir, f"{name}.jsonl"), "a") as fh:
             for row in rows:

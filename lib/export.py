@@ -566,7 +566,7 @@ def discover_methods(d: Discovery) -> list[dict]:
     gw, found = d.ctx.aws.apigateway, []
     for resource in d.found.get("aws_api_gateway_resource", []):
         method = _ignore_missing(lambda r=resource: gw.get_method(restApiId=r["restApiId"], resourceId=r["id"],
-                                                           httpMethod="ANY"), "NotFoundException")
+                                                                  httpMethod="ANY"), "NotFoundException")
         if method is not None:
             method.pop("ResponseMetadata", None)
             found.append({**method, "restApiId": resource["restApiId"], "resourceId": resource["id"],
@@ -678,8 +678,8 @@ def discover_deployments(d: Discovery) -> list[dict]:
         if not stage.get("deploymentId") or key in seen:
             continue
         seen.add(key)
-        deployment = _ignore_missing(lambda s=stage: gw.get_deployment(restApiId=s["restApiId"],
-                                                                deploymentId=s["deploymentId"]), "NotFoundException")
+        deployment = _ignore_missing(lambda s=stage: gw.get_deployment(
+            restApiId=s["restApiId"], deploymentId=s["deploymentId"]), "NotFoundException")
         if deployment is not None:
             deployment.pop("ResponseMetadata", None)
             found.append({**deployment, "restApiId": stage["restApiId"], "apiName": stage["apiName"],
