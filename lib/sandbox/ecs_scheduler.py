@@ -1,0 +1,487 @@
+"""The ECS service scheduler moto lacks: placement, task start/stop, rolling deployments (see ecs.py)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from . import elbv2
+from .base import _CFG, _ORIG, DYNAMIC_PORTS, LOCK, _ec2, _elbv2, _now, _utcnow
+
+# ---- scheduler helpers ----------------------------------------------------------------------
+
+
+def _sb(service: Any) -> dict[str, Any]:
+    sb = getattr(service, "_sbx", None)
+    if sb is None:
+        dep = service.deployments[0] if service.deployments else None
+        sb = {
+            "tasks": [],
+            "primary_id": dep["id"] if dep else f"ecs-svc/{uuid.uuid4().int % 10**19}",
+            "primary_td": service.task_definition,
+            "unplaced_msg": None,
+            "steady": False,
+        }
+        if not service.deployments:
+            service.deployments = [_new_deployment(service, sb["primary_id"])]
+        service._sbx = sb
+        if not hasattr(service, "deployment_configuration"):
+            service.deployment_configuration = {"maximumPercent": 200, "minimumHealthyPercent": 100}
+        if not hasattr(service, "placement_constraints"):
+            service.placement_constraints = []
+    return sb
+
+
+def _new_deployment(service: Any, dep_id: str) -> dict[str, Any]:
+    now = _utcnow()
+    return {
+        "id": dep_id,
+        "status": "PRIMARY",
+        "taskDefinition": service.task_definition,
+        "desiredCount": service.desired_count,
+        "pendingCount": 0,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": service.launch_type or "EC2",
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+    }
+
+
+def _event(service: Any, message: str) -> None:
+    service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": _utcnow(), "message": message})
+    del service.events[100:]
+
+
+def _task_host_ports(ecs: Any, task: Any) -> set[int]:
+    bindings = getattr(task, "_sbx_bindings", None)
+    if bindings is not None:
+        return {int(b["hostPort"]) for b in bindings}
+    try:
+        td = ecs.describe_task_definition(task.task_definition_arn)
+    except Exception:  # noqa: BLE001 - deregistered definition
+        return set()
+    return set(_fixed_ports(td))
+
+
+def _fixed_ports(td: Any) -> list[int]:
+    ports = []
+    for cdef in td.container_definitions:
+        for pm in cdef.get("portMappings") or []:
+            if td.network_mode == "host":
+                ports.append(int(pm.get("hostPort") or pm.get("containerPort")))
+            elif td.network_mode in (None, "bridge") and int(pm.get("hostPort") or 0) > 0:
+                ports.append(int(pm["hostPort"]))
+    return ports
+
+
+def _live_tasks_on(ecs: Any, cluster: str, ci: Any) -> list[Any]:
+    return [
+        t
+        for t in ecs.tasks.get(cluster, {}).values()
+        if t.container_instance_arn == ci.container_instance_arn and t.desired_status == "RUNNING"
+    ]
+
+
+def _resource(resources: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((r for r in resources if r.get("name") == name), None)
+
+
+def _used_ports(ecs: Any, cluster: str, ci: Any) -> set[int]:
+    reserved = _resource(ci.registered_resources, "PORTS") or {}
+    used = {int(p) for p in reserved.get("stringSetValue", [])}
+    for t in _live_tasks_on(ecs, cluster, ci):
+        used |= _task_host_ports(ecs, t)
+    return used
+
+
+def _requirements(td: Any) -> tuple[int, int]:
+    cpu = sum(int(c.get("cpu") or 0) for c in td.container_definitions)
+    mem = sum(int(c.get("memory") or c.get("memoryReservation") or 0) for c in td.container_definitions)
+    return cpu, mem
+
+
+def _remaining(ecs: Any, cluster: str, ci: Any) -> tuple[int, int]:
+    cpu = (_resource(ci.registered_resources, "CPU") or {}).get("integerValue", 0)
+    mem = (_resource(ci.registered_resources, "MEMORY") or {}).get("integerValue", 0)
+    for t in _live_tasks_on(ecs, cluster, ci):
+        try:
+            c, mm = _requirements(ecs.describe_task_definition(t.task_definition_arn))
+        except Exception:  # noqa: BLE001
+            c, mm = 0, 0
+        cpu -= c
+        mem -= mm
+    return cpu, mem
+
+
+def _instance_running(ecs: Any, ci: Any) -> bool:
+    inst = _ec2(ecs.account_id, ecs.region_name).get_instance_by_id(ci.ec2_instance_id)
+    return inst is not None and inst.state == "running"
+
+
+def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[dict[str, Any]]] | tuple[None, str]:
+    cluster = service.cluster_name
+    prefix = (
+        f"(service {service.name}) was unable to place a task because no container instance met all of its "
+        "requirements."
+    )
+    if (service.launch_type or "EC2") == "FARGATE":
+        return _FARGATE, []
+    cis = [ci for ci in ecs.container_instances.get(cluster, {}).values() if ci.status == "ACTIVE"]
+    cis = [ci for ci in cis if _instance_running(ecs, ci)]
+    if not cis:
+        return None, f"{prefix} Reason: No Container Instances were found in your cluster."
+    fixed = set(_fixed_ports(td))
+    need_cpu, need_mem = _requirements(td)
+    distinct = any(c.get("type") == "distinctInstance" for c in (service.placement_constraints or []))
+    candidates = []
+    closest = None
+    for ci in cis:
+        mine = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
+        reason = None
+        cpu, mem = _remaining(ecs, cluster, ci)
+        if distinct and mine:
+            reason = 'encountered error "DistinctInstance placement constraint unsatisfied."'
+        elif fixed & _used_ports(ecs, cluster, ci):
+            reason = "is already using a port required by your task"
+        elif need_mem > mem:
+            reason = "has insufficient memory available"
+        elif need_cpu > cpu:
+            reason = "has insufficient CPU units available"
+        if reason:
+            closest = closest or (ci, reason)
+            continue
+        az = ci.attributes.get("ecs.availability-zone")
+        in_az = sum(
+            1
+            for t in live
+            for c in cis
+            if c.container_instance_arn == t.container_instance_arn
+            and c.attributes.get("ecs.availability-zone") == az
+        )
+        candidates.append(((in_az, len(mine), len(_live_tasks_on(ecs, cluster, ci))), ci))
+    if not candidates:
+        ci, reason = closest  # type: ignore[misc]
+        return None, (
+            f"{prefix} The closest matching (container-instance {ci.id}) {reason}. For more information, see the "
+            "Troubleshooting section of the Amazon ECS Developer Guide."
+        )
+    candidates.sort(key=lambda x: x[0])
+    ci = candidates[0][1]
+    used = _used_ports(ecs, cluster, ci)
+    bindings = []
+    next_dyn = DYNAMIC_PORTS[0]
+    for cdef in td.container_definitions:
+        for pm in cdef.get("portMappings") or []:
+            cport = int(pm.get("containerPort"))
+            if td.network_mode == "awsvpc":
+                continue
+            if td.network_mode == "host":
+                hport = int(pm.get("hostPort") or cport)
+            else:
+                hport = int(pm.get("hostPort") or 0)
+            if hport == 0:
+                while next_dyn in used and next_dyn <= DYNAMIC_PORTS[1]:
+                    next_dyn += 1
+                hport = next_dyn
+                used.add(hport)
+            bindings.append(
+                {
+                    "containerName": cdef.get("name"),
+                    "bindIP": "0.0.0.0",
+                    "containerPort": cport,
+                    "hostPort": hport,
+                    "protocol": pm.get("protocol", "tcp"),
+                }
+            )
+    return ci, bindings
+
+
+_FARGATE = object()  # placement result of a Fargate task: no container instance
+
+
+def _task_subnet(ecs: Any, service: Any, az: str | None, live: list[Any]) -> Any:
+    """The subnet an awsvpc task's interface goes in: one of the service's subnets in the task's AZ, else the
+    subnet (and so AZ) holding the fewest of the service's tasks."""
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    ids = ((service.network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or []
+    subnets = [ec2.get_subnet(i) for i in ids]
+    same = [sn for sn in subnets if az and sn.availability_zone == az]
+    pool = same or subnets
+    used = [getattr(t, "_sbx_subnet", None) for t in live]
+    return sorted(pool, key=lambda sn: (used.count(sn.id), sn.id))[0]
+
+
+def _attach_task_eni(ecs: Any, service: Any, task: Any, az: str | None, live: list[Any]) -> None:
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    for att in list(task.attachments):  # moto's: a random address in the first subnet
+        for d in att.get("details", []):
+            if d["name"] == "networkInterfaceId":
+                try:
+                    ec2.delete_network_interface(d["value"])
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+    subnet = _task_subnet(ecs, service, az, live)
+    groups = ((service.network_configuration or {}).get("awsvpcConfiguration") or {}).get("securityGroups") or []
+    eni = ec2.create_network_interface(subnet=subnet, private_ip_address=_free_ip(ec2, subnet), group_ids=list(groups),
+                                       description=f"arn:aws:ecs:{ecs.region_name}:{ecs.account_id}:attachment")
+    eni.status = "in-use"
+    task._sbx_ip, task._sbx_eni, task._sbx_subnet = eni.private_ip_address, eni.id, subnet.id
+    task.availability_zone = subnet.availability_zone
+    task.attachments = [{
+        "id": str(uuid.uuid4()), "type": "ElasticNetworkInterface", "status": "ATTACHED",
+        "details": [{"name": "subnetId", "value": subnet.id}, {"name": "networkInterfaceId", "value": eni.id},
+                    {"name": "macAddress", "value": eni.mac_address},
+                    {"name": "privateDnsName", "value": eni.private_dns_name},
+                    {"name": "privateIPv4Address", "value": eni.private_ip_address}],
+    }]
+
+
+def _free_ip(ec2: Any, subnet: Any) -> str:
+    """The lowest address of the subnet no interface holds, after the four AWS reserves (moto: a random one,
+    possibly the network address or one already in use)."""
+    import ipaddress
+    import itertools
+
+    used = {e.private_ip_address for e in ec2.enis.values() if getattr(e.subnet, "id", None) == subnet.id}
+    hosts = itertools.islice(ipaddress.ip_network(subnet.cidr_block).hosts(), 3, None)
+    return next(str(h) for h in hosts if str(h) not in used)
+
+
+def _target_of(task: Any, lb: dict[str, Any]) -> tuple[str, int] | None:
+    """(target id, port) a task registers for a service load balancer: its IP (awsvpc) or instance + host port."""
+    if getattr(task, "_sbx_ip", None):
+        return task._sbx_ip, int(lb.get("containerPort") or 0)
+    port = _binding_for(task, lb)
+    return (task._sbx_ec2_id, port) if port else None
+
+
+def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[str, Any]], dep_id: str) -> Any:
+    from moto.ecs.models import Cluster  # noqa: F401 - typing only
+
+    SteadyTask = _ORIG["SteadyTask"]
+    SchedContainer = _ORIG["SchedContainer"]
+    cluster = ecs.clusters[service.cluster_name]
+    fargate = ci is _FARGATE
+    live = [t for t in _sb(service)["tasks"] if t.desired_status == "RUNNING"]
+    task = SteadyTask(
+        cluster,
+        td,
+        None if fargate else ci.container_instance_arn,
+        ecs._calculate_task_resource_requirements(td),
+        backend=ecs,
+        group=f"service:{service.name}",
+        launch_type="FARGATE" if fargate else "EC2",
+        started_by=dep_id,
+        networking_configuration=getattr(service, "network_configuration", None) or None,
+    )
+    task._sbx_created = _now()
+    task._sbx_stopped_at = None
+    task._sbx_bindings = bindings
+    task._sbx_service = service
+    task._sbx_deployment = dep_id
+    task._sbx_registered = False
+    task._sbx_ec2_id = None if fargate else ci.ec2_instance_id
+    task.created_at = _utcnow()
+    task.availability_zone = None if fargate else ci.attributes.get("ecs.availability-zone")
+    if td.network_mode == "awsvpc":
+        _attach_task_eni(ecs, service, task, task.availability_zone, live)
+    task.containers = [SchedContainer(task, td, c, bindings) for c in td.container_definitions]
+    ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+    _sb(service)["tasks"].append(task)
+    return task
+
+
+def _binding_for(task: Any, lb: dict[str, Any]) -> int | None:
+    for b in task._sbx_bindings:
+        if int(b["containerPort"]) == int(lb.get("containerPort") or 0) and (
+            not lb.get("containerName") or lb["containerName"] == b["containerName"]
+        ):
+            return int(b["hostPort"])
+    return None
+
+
+def _stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
+    if task.desired_status == "STOPPED":
+        return
+    task.desired_status = "STOPPED"
+    task._sbx_stopped_at = _now()
+    task.stopped_reason = reason
+    task.stop_code = code
+    task.stopped_at = _utcnow()
+    service = getattr(task, "_sbx_service", None)
+    if service is not None and task._sbx_registered:
+        elb = _elbv2(ecs.account_id, ecs.region_name)
+        for lb in service.load_balancers or []:
+            tg = elb.target_groups.get(lb.get("targetGroupArn"))
+            target = _target_of(task, lb)
+            if tg is not None and target:
+                elbv2._tg_remove(tg, elbv2._tkey(*target))
+        task._sbx_registered = False
+    if getattr(task, "_sbx_eni", None):
+        try:
+            _ec2(ecs.account_id, ecs.region_name).delete_network_interface(task._sbx_eni)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        task._sbx_eni = None
+
+
+def _reconcile(ecs: Any) -> None:
+    """Advance every service of this ECS backend to what ECS would show now."""
+    with LOCK:
+        for service in list(ecs.services.values()):
+            try:
+                _reconcile_service(ecs, service)
+            except Exception:  # noqa: BLE001 - keep the API up; the service just does not converge
+                import logging
+
+                logging.getLogger(__name__).exception("sandbox scheduler failed for %s", service.name)
+        _refresh_instances(ecs)
+
+
+def _reconcile_service(ecs: Any, service: Any) -> None:
+    sb = _sb(service)
+    if service.deployments and service.deployments[0].get("status") == "PRIMARY":
+        primary = service.deployments[0]
+    else:
+        primary = _new_deployment(service, sb["primary_id"])
+        service.deployments.insert(0, primary)
+    # a new deployment: task definition changed, or force_new_deployment renamed the primary
+    if service.task_definition != sb["primary_td"] or primary["id"] != sb["primary_id"]:
+        old = dict(primary)
+        old["id"] = sb["primary_id"]
+        old["taskDefinition"] = sb["primary_td"]
+        old["status"] = "ACTIVE"
+        new_id = primary["id"] if primary["id"] != sb["primary_id"] else f"ecs-svc/{uuid.uuid4().int % 10**19}"
+        new = _new_deployment(service, new_id)
+        service.deployments = [new, old] + [d for d in service.deployments if d is not primary]
+        sb["primary_id"], sb["primary_td"] = new_id, service.task_definition
+        sb["steady"] = False
+        sb["unplaced_msg"] = None
+        primary = new
+    dc = getattr(service, "deployment_configuration", None) or {}
+    maxp = int(dc.get("maximumPercent", 200))
+    minp = int(dc.get("minimumHealthyPercent", 100))
+    active = service.status == "ACTIVE"
+    td = None
+    if service.task_definition:
+        try:
+            td = ecs.describe_task_definition(service.task_definition)
+        except Exception:  # noqa: BLE001
+            td = None
+    elb = _elbv2(ecs.account_id, ecs.region_name)
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    for _ in range(200):
+        live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+        # tasks on terminated instances / deregistered container instances are gone
+        for t in live:
+            if t._sbx_ec2_id is None:
+                continue  # Fargate: no instance to lose
+            inst = ec2.get_instance_by_id(t._sbx_ec2_id)
+            if inst is None or inst.state in ("terminated", "shutting-down"):
+                _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
+        live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+        # register running tasks in the load balancers' target groups
+        for t in live:
+            if t.last_status == "RUNNING" and not t._sbx_registered:
+                for lb in service.load_balancers or []:
+                    tg = elb.target_groups.get(lb.get("targetGroupArn"))
+                    target = _target_of(t, lb)
+                    if tg is not None and target:
+                        elbv2._tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
+                        _event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
+                t._sbx_registered = True
+        desired = int(service.desired_count or 0) if active else 0
+        new = [t for t in live if t._sbx_deployment == primary["id"]]
+        old = [t for t in live if t._sbx_deployment != primary["id"]]
+        running = [t for t in live if t.last_status == "RUNNING"]
+        max_total = max(desired * maxp // 100, desired if maxp >= 100 else 0)
+        min_running = math.ceil(desired * minp / 100)
+        if len(new) > desired:
+            victim = sorted(new, key=lambda t: (t.last_status == "RUNNING", -t._sbx_created))[0]
+            _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+            _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+            continue
+        if active and td is not None and len(new) < desired and len(live) < max_total:
+            ci, bindings = _place(ecs, service, td, live)
+            if ci is not None:
+                t = _start_task(ecs, service, td, ci, bindings, primary["id"])
+                _event(service, f"(service {service.name}) has started 1 tasks: (task {t.id}).")
+                sb["unplaced_msg"] = None
+                continue
+            if bindings != sb["unplaced_msg"]:
+                sb["unplaced_msg"] = bindings
+                _event(service, bindings)  # type: ignore[arg-type]
+        if old:
+            pending_old = [t for t in old if t.last_status != "RUNNING"]
+            victim = pending_old[0] if pending_old else None
+            if victim is None and len(running) - 1 >= min_running:
+                victim = old[0]
+            if victim is not None:
+                _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+                _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+                continue
+        break
+    live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+    service.running_count = sum(1 for t in live if t.last_status == "RUNNING")
+    service.pending_count = sum(1 for t in live if t.last_status == "PENDING")
+    keep = []
+    for d in service.deployments:
+        mine = [t for t in live if t._sbx_deployment == d["id"]]
+        if d is not primary and not mine:
+            continue
+        r = sum(1 for t in mine if t.last_status == "RUNNING")
+        p = len(mine) - r
+        if d is primary:
+            d["desiredCount"] = int(service.desired_count or 0) if active else 0
+        else:
+            d["desiredCount"] = len(mine)
+        if (d["runningCount"], d["pendingCount"]) != (r, p):
+            d["updatedAt"] = _utcnow()
+        d["runningCount"], d["pendingCount"] = r, p
+        keep.append(d)
+    service.deployments = keep
+    steady = (
+        active
+        and primary["runningCount"] == primary["desiredCount"]
+        and primary["pendingCount"] == 0
+        and len(keep) == 1
+    )
+    if steady:
+        primary["rolloutState"] = "COMPLETED"
+        primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+        if not sb["steady"]:
+            _event(service, f"(service {service.name}) has reached a steady state.")
+    elif primary.get("rolloutState") != "IN_PROGRESS" and not sb["steady"]:
+        primary["rolloutState"] = "IN_PROGRESS"
+    sb["steady"] = steady
+    # prune long-stopped tasks from the scheduler's working set (they stay describable)
+    sb["tasks"] = [t for t in sb["tasks"] if t.desired_status == "RUNNING" or _now() - t._sbx_stopped_at < 3600]
+
+
+def _refresh_instances(ecs: Any) -> None:
+    for cluster_name, cis in ecs.container_instances.items():
+        for ci in cis.values():
+            live = _live_tasks_on(ecs, cluster_name, ci)
+            ci.running_tasks_count = sum(1 for t in live if t.last_status == "RUNNING")
+            ci.pending_tasks_count = sum(1 for t in live if t.last_status == "PENDING")
+            ci.agent_connected = _instance_running(ecs, ci)
+            cpu, mem = _remaining(ecs, cluster_name, ci)
+            used = sorted(_used_ports(ecs, cluster_name, ci))
+            for r in ci.remaining_resources:
+                if r.get("name") == "CPU":
+                    r["integerValue"] = cpu
+                elif r.get("name") == "MEMORY":
+                    r["integerValue"] = mem
+                elif r.get("name") == "PORTS":
+                    r["stringSetValue"] = [str(p) for p in used]
+    for cluster in ecs.clusters.values():
+        tasks = [t for t in ecs.tasks.get(cluster.name, {}).values() if t.desired_status == "RUNNING"]
+        cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+        cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status == "PENDING")
+        cluster.active_services_count = sum(
+            1 for s in ecs.services.values() if s.cluster_name == cluster.name and s.status == "ACTIVE"
+        )
