@@ -87,5 +87,6 @@ def announce(sandbox, path: Path | None = None) -> Path:
     path = path or state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     env = sandbox.env()
-    path.write_text(json.dumps({"pid": os.getpid(), "endpoint": sandbox.endpoint, "env": env}))
+    path.write_text(json.dumps({"pid": os.getpid(), "endpoint": sandbox.endpoint, "env": env,
+                                "front": getattr(sandbox, "front", None)}))
     return path

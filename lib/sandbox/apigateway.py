@@ -7,6 +7,11 @@ API Gateway (V1)
   get_method's methodIntegration return them.
 - update_integration (moto: not implemented, HTTP 500) supports replace on /uri, /connectionId,
   /connectionType, /httpMethod, /timeoutInMillis, /passthroughBehavior and /requestParameters/*.
+- CreateDeployment snapshots the API's resources, methods and integrations (moto keeps no copy): the data plane
+  (`dataplane`) serves a stage's deployment, so changes not redeployed are not served.
+- TestInvokeMethod (moto: not implemented) runs the data plane's resolution against the API's current
+  resources with the caller's stageVariables, answering {status, body, headers, multiValueHeaders, log,
+  latency}.
 """
 
 from __future__ import annotations
@@ -125,8 +130,45 @@ def _install_apigateway() -> None:
                 raise BadRequestException(f"Invalid patch path '{path}' specified for op '{kind}'.")
         return 200, {}, json.dumps(integ.to_json())
 
+    def create_deployment(orig: Any) -> Any:
+        def f(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from .dataplane import snapshot
+
+            with LOCK:
+                deployment = orig(self, *args, **kwargs)
+                deployment._sbx_snapshot = snapshot(self)
+                return deployment
+
+        return f
+
+    _wrap(m.RestAPI, "create_deployment", "apigw.create_deployment", create_deployment)
+    APIGatewayResponse.test_invoke_method = _test_invoke_method
     _wrap(m.VpcLink, "__init__", "apigw.link_init", link_init)
     _wrap(m.VpcLink, "to_json", "apigw.link_to_json", link_to_json)
     _wrap(m.Integration, "to_json", "apigw.integration_to_json", integration_to_json)
     _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", put_integration)
     APIGatewayResponse.update_integration = update_integration
+
+
+def _test_invoke_method(self: Any) -> Any:
+    """POST /restapis/{id}/resources/{rid}/methods/{verb}: TestInvokeMethod."""
+    from moto.apigateway.exceptions import NotFoundException
+
+    from .dataplane import test_invoke
+
+    parts = self.path.split("?")[0].split("/")
+    api_id, resource_id, verb = parts[2], parts[4], parts[6]
+    with LOCK:
+        api = self.backend.apis.get(api_id)
+    if api is None:
+        raise NotFoundException("Invalid API identifier specified")
+    headers = dict(self._get_param("headers") or {})
+    for key, values in (self._get_param("multiValueHeaders") or {}).items():
+        headers.setdefault(key, ",".join(values))
+    body = (self._get_param("body") or "").encode()
+    result = test_invoke(self.current_account, self.region, api, resource_id, verb,
+                         self._get_param("pathWithQueryString") or "/", headers, body,
+                         dict(self._get_param("stageVariables") or {}))
+    if "error" in result:
+        raise NotFoundException(result["error"])
+    return 200, {}, json.dumps(result)

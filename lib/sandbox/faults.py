@@ -129,6 +129,13 @@ def wsgi_middleware(app: Callable, lock: Any | None = None) -> Callable:
     """Wrap the moto WSGI app: inject active faults, then serve the request (under `lock` if given)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable) -> Any:
+        if environ.get("PATH_INFO") == "/_sandbox/front" and environ.get("REQUEST_METHOD") == "GET":
+            # How a client that only has AWS_ENDPOINT_URL finds the data plane's front (sandbox only).
+            from .front import current_url
+
+            body = json.dumps({"front": current_url()}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         if _ACTIVE and not environ.get("PATH_INFO", "").startswith("/moto-api"):
             m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
             if m:

@@ -86,6 +86,8 @@ class Sandbox:
         self.account_id = account_id
         self.region = region
         self.world: dict | None = None
+        self.front: str | None = None  # the data plane's front, "http://127.0.0.1:<port>" (see front.py)
+        self._front: Any = None
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3 (and any AWS SDK/CLI) at this sandbox."""
@@ -106,6 +108,9 @@ class Sandbox:
         )
 
     def stop(self) -> None:
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -143,6 +148,10 @@ def start_sandbox(
     server.start()
     host, real_port = server.get_host_and_port()
     sandbox = Sandbox(server, f"http://{host}:{real_port}", account_id, world.region if world else region)
+    from .front import start_front
+
+    sandbox._front = start_front(account_id, sandbox.region)
+    sandbox.front = sandbox._front.url
     if world is not None:
         from .world import seed_world
 

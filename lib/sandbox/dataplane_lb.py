@@ -1,0 +1,232 @@
+"""The data plane behind an integration: VPC link -> load balancer -> listener -> target group -> a target the
+load balancer would choose -> its security groups -> the task's stand-in, and the HTTP request sent to it.
+
+Health, choice and security-group admission are the emulator's own (`elbv2.choose_target`,
+`network.lb_admitted`, `standins.for_target`); this module only walks the chain and says which hop stopped.
+Requests enter the load balancer through its zones in turn (as a VPC link's endpoint spreads them), so with
+cross-zone off and targets in one zone some requests find no target, as on AWS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import http.client
+import ipaddress
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .base import _apigw, _ec2, _ecs, _elbv2, _lb_active
+from .dataplane import SETTINGS, Answer, Fail, Trace, integration_path
+
+_ZONE_TURN = itertools.count()
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+               "proxy-connection"}
+
+
+@dataclass
+class Forward:
+    """Where an integration request goes: a stand-in's address, a drop (no answer ever comes) or an
+    answer the load balancer itself gives (an ALB fixed-response)."""
+
+    hop: str
+    timeout_ms: int
+    host_header: str = ""
+    path: str = "/"
+    method: str | None = None  # the integration's httpMethod when not ANY
+    address: tuple[str, int] | None = None
+    drop: str | None = None
+    fixed: tuple[int, str, str] | None = None  # status, content type, body
+
+
+def _link(account_id: str, region: str, link_id: str) -> tuple[str, Any] | None:
+    from moto.apigatewayv2.models import apigatewayv2_backends
+
+    v1 = _apigw(account_id, region).vpc_links.get(link_id)
+    if v1 is not None:
+        return "V1", v1
+    v2 = apigatewayv2_backends[account_id][region].vpc_links.get(link_id)
+    return ("V2", v2) if v2 is not None else None
+
+
+def _link_status(version: str, link: Any) -> str:
+    # to_json advances the lazy PENDING -> AVAILABLE transition the control plane shows.
+    d = link.to_json()
+    return d.get("status") if version == "V1" else d.get("vpcLinkStatus", "AVAILABLE")
+
+
+def _admits(ec2: Any, group_ids: list[str], port: int, groups: set[str], ips: list[str]) -> bool:
+    """Whether any of `group_ids` admits TCP `port` from one of `groups` or from every address in `ips`."""
+    for gid in group_ids:
+        group = ec2.get_security_group_from_id(gid)
+        for rule in getattr(group, "ingress_rules", []) if group else []:
+            if rule.ip_protocol not in ("tcp", "6", "-1"):
+                continue
+            if rule.ip_protocol != "-1" and not (rule.from_port or 0) <= port <= (rule.to_port or 65535):
+                continue
+            if (rule.source_group or {}).get("GroupId") in groups:
+                return True
+            ranges = rule.ip_range if isinstance(rule.ip_range, list) else [rule.ip_range]
+            cidrs = [r.get("CidrIp") for r in ranges if r and r.get("CidrIp")]
+            if ips and all(any(ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False) for c in cidrs)
+                           for ip in ips):
+                return True
+    return False
+
+
+def _listener_target_group(listener: Any, path: str, host: str) -> tuple[str | None, tuple | None]:
+    """(target group ARN, fixed response) of the rule that takes the request: an ALB's rules by priority
+    (path-pattern / host-header), else the default action."""
+    rules = sorted(getattr(listener, "_non_default_rules", {}).values(), key=lambda r: int(r.priority))
+    actions = list(listener.default_actions)
+    for rule in rules:
+        if all(_condition(c, path, host) for c in rule.conditions):
+            actions = list(rule.actions)
+            break
+    for action in actions:
+        data = getattr(action, "data", {}) or {}
+        if data.get("Type") == "forward":
+            arn = data.get("TargetGroupArn")
+            groups = data.get("ForwardConfig", {}).get("TargetGroups", [])
+            if not arn and groups:
+                arn = max(groups, key=lambda g: int(g.get("Weight", 1)))["TargetGroupArn"]
+            return arn, None
+        if data.get("Type") == "fixed-response":
+            cfg = data.get("FixedResponseConfig", {})
+            return None, (int(cfg.get("StatusCode", 200)), cfg.get("ContentType", "text/plain"),
+                          cfg.get("MessageBody", ""))
+    return None, None
+
+
+def _condition(cond: dict, path: str, host: str) -> bool:
+    field_ = cond.get("Field")
+    values = cond.get("Values") or (cond.get("PathPatternConfig") or cond.get("HostHeaderConfig") or {}).get(
+        "Values", [])
+    if field_ == "path-pattern":
+        return any(fnmatch.fnmatchcase(path, v) for v in values)
+    if field_ == "host-header":
+        return any(fnmatch.fnmatchcase(host.lower(), v.lower()) for v in values)
+    return False
+
+
+def _target_key(target: Any) -> tuple[str, int]:
+    if isinstance(target, dict):
+        return target["Id"], int(target["Port"])
+    return getattr(target, "Id", None) or target[0], int(getattr(target, "Port", None) or target[1])
+
+
+def _choose(account_id: str, region: str, lb: Any, tg: Any, client_az: str | None) -> Any:
+    from . import elbv2
+
+    return elbv2.choose_target(account_id, region, lb, tg, client_az)
+
+
+def _admitted(account_id: str, region: str, lb: Any, target_id: str, port: int) -> str | None:
+    from . import network
+
+    return network.lb_admitted(account_id, region, lb, target_id, port)
+
+
+def _standin(account_id: str, region: str, target_id: str, port: int) -> Any:
+    from . import standins
+
+    standins.sync(account_id, region)
+    return standins.for_target(account_id, region, target_id, port)
+
+
+def forward_for(account_id: str, region: str, integ: dict, connection_id: str, uri: str, params: dict[str, str],
+                *, from_variable: bool, trace: Trace) -> Forward:
+    """Walk VPC link -> load balancer -> target -> stand-in for one integration (under base.LOCK)."""
+    from . import ecs_scheduler
+
+    timeout_ms = int(integ.get("timeoutInMillis") or 29000)
+    parts = urlsplit(uri)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = integration_path(parts.path or "/", integ, params)
+    method = None if (integ.get("httpMethod") or "ANY") == "ANY" else integ["httpMethod"]
+    trace.log(f"Endpoint request URI: {parts.scheme}://{parts.hostname}:{port}{path}")
+    found = _link(account_id, region, connection_id)
+    if found is None:
+        raise Fail("API_CONFIGURATION_ERROR", "stage" if from_variable else "integration",
+                   f"Invalid VPC link {connection_id}: no such VPC link")
+    version, link = found
+    status = _link_status(version, link)
+    if status != "AVAILABLE":
+        raise Fail("API_CONFIGURATION_ERROR", "vpc_link", f"VPC link {connection_id} is {status}")
+    lb_arn = (link.target_arns or [None])[0] if version == "V1" else integ.get("integrationTarget")
+    elb = _elbv2(account_id, region)
+    lb = elb.load_balancers.get(lb_arn) if lb_arn else None
+    if lb is None:
+        raise Fail("API_CONFIGURATION_ERROR", "vpc_link" if version == "V1" else "integration",
+                   f"the VPC link's load balancer {lb_arn or '(none: no integrationTarget)'} does not exist")
+    if not _lb_active(lb):
+        raise Fail("INTEGRATION_FAILURE", "nlb", f"load balancer {lb.name} is {lb.state}")
+    ec2 = _ec2(account_id, region)
+    if version == "V2" and lb.security_groups:
+        link_ips = [e.private_ip_address for e in (ec2.enis.get(i) for i in getattr(link, "_sbx_enis", [])) if e]
+        if not _admits(ec2, list(lb.security_groups), port, set(link.sg_ids or []), link_ips):
+            return Forward("security_group", timeout_ms, drop=f"the load balancer's groups "
+                           f"{', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}")
+    listener = next((ls for ls in lb.listeners.values() if int(ls.port) == port), None)
+    if listener is None:
+        raise Fail("INTEGRATION_FAILURE", "listener", f"load balancer {lb.name} has no listener on port {port}")
+    tg_arn, fixed = _listener_target_group(listener, path, parts.hostname or "")
+    if fixed is not None:
+        return Forward("listener", timeout_ms, fixed=fixed)
+    tg = elb.target_groups.get(tg_arn) if tg_arn else None
+    if tg is None:
+        raise Fail("INTEGRATION_FAILURE", "listener", f"listener {port} forwards to no target group")
+    ecs_scheduler._reconcile(_ecs(account_id, region))
+    zones = sorted({s.availability_zone for s in lb.subnets}) or [None]
+    client_az = zones[next(_ZONE_TURN) % len(zones)]
+    target = _choose(account_id, region, lb, tg, client_az)
+    if target is None:
+        hop = "nlb" if tg.targets else "targets"
+        raise Fail("INTEGRATION_FAILURE", hop, f"target group {tg.name} has no target for a request entering "
+                   f"zone {client_az}" if tg.targets else f"target group {tg.name} has no registered target")
+    target_id, target_port = _target_key(target)
+    inst = ec2.get_instance_by_id(target_id) if target_id.startswith("i-") else None
+    if inst is not None and inst.state != "running":
+        return Forward("targets", timeout_ms, drop=f"instance {target_id} is {inst.state}")
+    reason = _admitted(account_id, region, lb, target_id, target_port)
+    if reason:
+        return Forward("security_group", timeout_ms, drop=reason)
+    standin = _standin(account_id, region, target_id, target_port)
+    if standin is None:
+        raise Fail("INTEGRATION_FAILURE", "task_definition",
+                   f"nothing listens on {target_id}:{target_port} (no running task holds that port)")
+    trace.log(f"Sending request to {target_id}:{target_port} (task {standin.task_id})")
+    return Forward("service", timeout_ms, host_header=parts.netloc, path=path, method=method,
+                   address=tuple(standin.address))
+
+
+def send(fwd: Forward, verb: str, query: str, headers: dict[str, str], body: bytes, trace: Trace) -> Answer:
+    """Send the request where `forward_for` said (outside base.LOCK); raises Fail when nothing answers."""
+    if fwd.drop is not None:
+        # Dropped packets: nothing answers until the integration gives up (capped, see dataplane's docstring).
+        time.sleep(min(fwd.timeout_ms / 1000, SETTINGS.drop_wait))
+        raise Fail("INTEGRATION_TIMEOUT", fwd.hop, fwd.drop)
+    if fwd.fixed is not None:
+        status, ctype, text = fwd.fixed
+        return Answer(status, {"Content-Type": ctype}, text.encode(), fwd.hop)
+    assert fwd.address is not None
+    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "host"}
+    out["Host"] = fwd.host_header
+    target = fwd.path + (f"?{query}" if query else "")
+    conn = http.client.HTTPConnection(fwd.address[0], fwd.address[1], timeout=fwd.timeout_ms / 1000)
+    try:
+        conn.request(fwd.method or verb, target, body=body or None, headers=out)
+        resp = conn.getresponse()
+        data = resp.read()
+        answer_headers = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP}
+    except TimeoutError:
+        raise Fail("INTEGRATION_TIMEOUT", "service", f"the task did not answer within {fwd.timeout_ms} ms") from None
+    except OSError as exc:
+        raise Fail("INTEGRATION_FAILURE", "service", f"connection to the task failed ({exc})") from None
+    finally:
+        conn.close()
+    trace.log(f"Received response. Status: {resp.status}, Integration latency: n/a")
+    return Answer(resp.status, answer_headers, data, "service")
+

@@ -1,0 +1,151 @@
+"""The sandbox's data plane end to end: after one apply of params/local.yaml, requests through the front (with
+the custom domain's or the invoke URL's Host header) are resolved from the emulator's live state as API Gateway
+resolves them and reach the task's stand-in; failures answer as API Gateway does and name the deciding hop."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+
+from vpclink_runbooks.runner import run
+
+from .conftest import ROOT
+
+LOCAL = str(ROOT / "params" / "local.yaml")
+BASE, DOMAIN = "local-orders", "api.example.com"
+
+
+def send(box, host: str, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict, bytes]:
+    front = urlsplit(box.front)
+    conn = http.client.HTTPConnection(front.hostname, front.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def applied(sandbox):
+    result = run("apply", LOCAL)
+    assert result.exit_code == 0, json.loads((result.run_dir / "run.json").read_text()).get("error")
+    gw = sandbox.session().client("apigateway")
+    api_id = next(a["id"] for a in gw.get_rest_apis()["items"] if a["name"] == BASE)
+    return sandbox, gw, api_id
+
+
+def proxy_resource(gw, api_id: str) -> str:
+    return next(r["id"] for r in gw.get_resources(restApiId=api_id)["items"] if r.get("pathPart") == "{proxy+}")
+
+
+def test_the_front_is_announced_and_discoverable(sandbox):
+    assert sandbox.front.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(sandbox.endpoint + "/_sandbox/front", timeout=5) as resp:
+        assert json.loads(resp.read()) == {"front": sandbox.front}
+
+
+def test_custom_domain_request_reaches_the_service_stand_in(applied):
+    box, _, _ = applied
+    status, headers, body = send(box, DOMAIN, "/orders/anything?x=1", method="POST", body=b"{}")
+    assert status == 200, body
+    assert headers["x-sandbox-hop"] == "service"
+    assert headers["x-amzn-requestid"]
+    answer = json.loads(body)
+    assert answer["container_port"] == 8080
+    assert answer["method"] == "POST"
+    assert answer["path"] == "/anything"
+    assert headers["x-sandbox-task"] == answer["task_id"]
+
+
+def test_host_header_port_is_ignored(applied):
+    box, _, _ = applied
+    status, headers, _ = send(box, f"{DOMAIN}:443", "/orders/a/b")
+    assert (status, headers["x-sandbox-hop"]) == (200, "service")
+
+
+def test_invoke_url_serves_the_stage(applied):
+    box, _, api_id = applied
+    status, headers, body = send(box, f"{api_id}.execute-api.{box.region}.amazonaws.com", "/prod/deep/path")
+    assert status == 200, body
+    assert json.loads(body)["path"] == "/deep/path"
+
+
+def test_invoke_url_without_a_route_is_missing_authentication_token(applied):
+    box, _, api_id = applied
+    status, headers, body = send(box, f"{api_id}.execute-api.{box.region}.amazonaws.com", "/prod")
+    assert status == 403
+    assert json.loads(body) == {"message": "Missing Authentication Token"}
+    assert headers["x-amzn-errortype"] == "IncompleteSignatureException"
+    assert headers["x-sandbox-hop"] == "stage"
+
+
+def test_unmapped_base_path_is_forbidden(applied):
+    box, _, _ = applied
+    status, headers, body = send(box, DOMAIN, "/nowhere/anything")
+    assert status == 403
+    assert json.loads(body) == {"message": "Forbidden"}
+    assert headers["x-amzn-errortype"] == "ForbiddenException"
+    assert headers["x-sandbox-hop"] == "mapping"
+    assert headers["x-amzn-requestid"]
+
+
+def test_test_invoke_method_answers_through_current_resources(applied):
+    box, gw, api_id = applied
+    stage = gw.get_stage(restApiId=api_id, stageName="prod")
+    result = gw.test_invoke_method(restApiId=api_id, resourceId=proxy_resource(gw, api_id), httpMethod="ANY",
+                                   pathWithQueryString="/probe?q=1", stageVariables=stage["variables"])
+    assert result["status"] == 200, result["log"]
+    assert json.loads(result["body"])["container_port"] == 8080
+    assert json.loads(result["body"])["path"] == "/probe"
+    assert "Method completed with status: 200" in result["log"]
+    assert isinstance(result["latency"], int)
+    assert result["multiValueHeaders"]["x-sandbox-hop"] == ["service"]
+
+
+def test_test_invoke_method_uses_the_stage_variables_given(applied):
+    _, gw, api_id = applied
+    result = gw.test_invoke_method(restApiId=api_id, resourceId=proxy_resource(gw, api_id), httpMethod="ANY",
+                                   pathWithQueryString="/probe", stageVariables={"vpcLinkId": "nosuchlink"})
+    assert result["status"] == 500
+    assert json.loads(result["body"]) == {"message": "Internal server error"}
+    assert "Invalid VPC link nosuchlink" in result["log"]
+
+
+def test_integration_change_not_redeployed_still_serves_the_old_deployment(applied):
+    box, gw, api_id = applied
+    resource = proxy_resource(gw, api_id)
+    current = gw.get_integration(restApiId=api_id, resourceId=resource, httpMethod="ANY")
+    gw.update_integration(restApiId=api_id, resourceId=resource, httpMethod="ANY", patchOperations=[
+        {"op": "replace", "path": "/uri", "value": current["uri"].replace("/{proxy}", "/v2/{proxy}")}])
+    try:
+        status, headers, body = send(box, DOMAIN, "/orders/old")
+        assert status == 200, body
+        assert json.loads(body)["path"] == "/old"  # the deployment's uri, not the changed one
+        # TestInvokeMethod runs the current (not deployed) resources, so it already sees the change.
+        stage = gw.get_stage(restApiId=api_id, stageName="prod")
+        result = gw.test_invoke_method(restApiId=api_id, resourceId=resource, httpMethod="ANY",
+                                       pathWithQueryString="/old", stageVariables=stage["variables"])
+        assert json.loads(result["body"])["path"] == "/v2/old"
+    finally:
+        gw.update_integration(restApiId=api_id, resourceId=resource, httpMethod="ANY", patchOperations=[
+            {"op": "replace", "path": "/uri", "value": current["uri"]}])
+
+
+def test_failed_vpc_link_is_an_internal_server_error(applied):
+    from vpclink_runbooks.sandbox import faults
+
+    box, gw, _ = applied
+    link = next(v for v in gw.get_vpc_links()["items"] if v["name"] == f"{BASE}-link")
+    faults.set_vpc_link_status(box.account_id, box.region, link["id"], "FAILED", "NLB is not available")
+    try:
+        status, headers, body = send(box, DOMAIN, "/orders/x")
+        assert (status, headers["x-sandbox-hop"]) == (500, "vpc_link")
+        assert json.loads(body) == {"message": "Internal server error"}
+        assert headers["x-amzn-errortype"] == "InternalServerErrorException"
+    finally:
+        faults.set_vpc_link_status(box.account_id, box.region, link["id"], "AVAILABLE")
