@@ -97,11 +97,13 @@ def test_unmapped_base_path_is_forbidden(applied):
 def test_test_invoke_method_answers_through_current_resources(applied):
     box, gw, api_id = applied
     stage = gw.get_stage(restApiId=api_id, stageName="prod")
-    result = gw.test_invoke_method(restApiId=api_id, resourceId=proxy_resource(gw, api_id), httpMethod="ANY",
+    # GET on the ANY method, as verify's probe sends it
+    result = gw.test_invoke_method(restApiId=api_id, resourceId=proxy_resource(gw, api_id), httpMethod="GET",
                                    pathWithQueryString="/probe?q=1", stageVariables=stage["variables"])
     assert result["status"] == 200, result["log"]
     assert json.loads(result["body"])["container_port"] == 8080
     assert json.loads(result["body"])["path"] == "/probe"
+    assert "q" in json.dumps(json.loads(result["body"])["query"])
     assert "Method completed with status: 200" in result["log"]
     assert isinstance(result["latency"], int)
     assert result["multiValueHeaders"]["x-sandbox-hop"] == ["service"]
@@ -149,3 +151,48 @@ def test_failed_vpc_link_is_an_internal_server_error(applied):
         assert headers["x-amzn-errortype"] == "InternalServerErrorException"
     finally:
         faults.set_vpc_link_status(box.account_id, box.region, link["id"], "AVAILABLE")
+
+
+def test_announce_writes_the_front(sandbox, tmp_path):
+    from vpclink_runbooks import sandbox_link
+
+    path = sandbox_link.announce(sandbox, tmp_path / "sandbox.json")
+    assert json.loads(path.read_text())["front"] == sandbox.front
+
+
+def test_no_listener_on_the_integration_port_is_a_network_error(applied):
+    box, _, _ = applied
+    elbv2 = box.session().client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=[f"{BASE}-nlb"])["LoadBalancers"][0]
+    listener = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"][0]
+    elbv2.modify_listener(ListenerArn=listener["ListenerArn"], Port=listener["Port"] + 1)
+    try:
+        status, headers, body = send(box, DOMAIN, "/orders/x")
+        assert (status, headers["x-sandbox-hop"]) == (500, "listener")
+        assert json.loads(body) == {"message": "Network error communicating with endpoint"}
+    finally:
+        elbv2.modify_listener(ListenerArn=listener["ListenerArn"], Port=listener["Port"])
+    assert send(box, DOMAIN, "/orders/x")[0] == 200
+
+
+def test_security_group_drop_times_out_like_dropped_packets(applied, monkeypatch):
+    from vpclink_runbooks.sandbox import dataplane
+
+    box, _, _ = applied
+    monkeypatch.setattr(dataplane.SETTINGS, "drop_wait", 0.3)
+    ec2 = box.session().client("ec2")
+    rules = [r for r in ec2.describe_security_group_rules(
+        Filters=[{"Name": "tag:runbook:environment", "Values": ["local"]}])["SecurityGroupRules"]
+        if not r["IsEgress"]]
+    assert rules
+    for rule in rules:
+        ec2.revoke_security_group_ingress(GroupId=rule["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+    try:
+        status, headers, body = send(box, DOMAIN, "/orders/x")
+        assert (status, headers["x-sandbox-hop"]) == (504, "security_group")
+        assert json.loads(body) == {"message": "Endpoint request timed out"}
+    finally:
+        for rule in rules:
+            ec2.authorize_security_group_ingress(GroupId=rule["GroupId"], IpPermissions=[{
+                "IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"],
+                "IpRanges": [{"CidrIp": rule["CidrIpv4"]}]}])

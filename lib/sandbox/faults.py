@@ -26,6 +26,30 @@ __all__ = ["set_vpc_link_status", "throttle", "server_error", "FaultSwitch", "ws
 
 _ACTIVE: list[FaultSwitch] = []
 _ACTIVE_LOCK = threading.Lock()
+# The sandbox profile's hook (profile.py: latency, API Gateway's quotas): called with each request's environ
+# before faults and moto; answers (status, headers, body) to refuse the request, or None to let it through.
+_REQUEST_HOOK: list[Callable[[dict[str, Any]], tuple[int, dict[str, str], bytes] | None]] = []
+
+
+def set_request_hook(hook: Callable[[dict[str, Any]], tuple[int, dict[str, str], bytes] | None] | None) -> None:
+    _REQUEST_HOOK[:] = [hook] if hook is not None else []
+
+
+def _refuse(environ: dict[str, Any], start_response: Callable, status: int, headers: dict[str, str],
+            body: bytes) -> list[bytes]:
+    try:  # drain the request body so keep-alive connections stay in sync
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:
+            environ["wsgi.input"].read(length)
+    except (ValueError, OSError):
+        pass
+    headers = {**headers, "Content-Length": str(len(body))}
+    reason = {400: "Bad Request", 429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Error")
+    start_response(f"{status} {reason}", list(headers.items()))
+    return [body]
+
+
+_TEST_INVOKE = re.compile(r"POST /restapis/[^/]+/resources/[^/]+/methods/[^/]+/?$")
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -136,6 +160,8 @@ def wsgi_middleware(app: Callable, lock: Any | None = None) -> Callable:
             body = json.dumps({"front": current_url()}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if _REQUEST_HOOK and (answer := _REQUEST_HOOK[0](environ)) is not None:
+            return _refuse(environ, start_response, *answer)
         if _ACTIVE and not environ.get("PATH_INFO", "").startswith("/moto-api"):
             m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
             if m:
@@ -155,7 +181,9 @@ def wsgi_middleware(app: Callable, lock: Any | None = None) -> Callable:
                         reason = {400: "Bad Request", 429: "Too Many Requests", 503: "Service Unavailable"}
                         start_response(f"{status} {reason[status]}", list(headers.items()))
                         return [body]
-        if lock is None:
+        if lock is None or _TEST_INVOKE.match(f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO', '')}"):
+            # TestInvokeMethod takes the lock itself and waits for the stand-in outside it (a slow or dropped
+            # integration must not stall the whole control plane).
             return app(environ, start_response)
         with lock:
             return list(app(environ, start_response))
