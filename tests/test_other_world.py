@@ -18,7 +18,8 @@ def other_world(sandbox):
     spec = WorldSpec(region="ap-southeast-2", vpc_id="vpc-0f1e2d3c4b5a69788", vpc_cidr="172.20.0.0/16",
                      cluster="payments-cluster", az_count=3, instances_per_az=1,
                      cluster_security_group_name="payments-nodes", domain_name="gateway.payments.example.org",
-                     other_api_name="ledger", other_base_path="ledger", other_stage="live")
+                     other_api_name="ledger", other_base_path="ledger", other_stage="live",
+                     ssm_parameters={"/billing/db": "postgres://billing"})  # the secret its tasks resolve
     return spec, seed_world(sandbox.session(spec.region), spec)
 
 

@@ -12,7 +12,11 @@ ECS
 - Rolling deployments honour maximumPercent / minimumHealthyPercent (defaults 200/100), scale
   up and down, stop everything on delete_service; deployments[] and running/pending counts are
   real, so the `services_stable` waiter works; "has reached a steady state." events.
-- create_service refuses a target group with no load balancer (as AWS does).
+- create_service refuses a target group with no load balancer (as AWS does), and the name of a DRAINING service
+  ("Unable to Start a service that is still Draining.").
+- delete_service leaves the service DRAINING until its tasks have stopped, then INACTIVE (moto: INACTIVE at
+  once); list_services omits DRAINING and INACTIVE services (moto lists them).
+- Tasks that cannot start (missing secrets or ECR image, an execution role ECS cannot assume): see ecs_tasks.
 - update_service stores the resolved task definition ARN (moto stores the string as given).
 - list_tasks filters by serviceName and defaults desiredStatus to RUNNING (as AWS does).
 - Tasks started with run_task/start_task keep RUNNING (moto walks them to STOPPED as they are
@@ -114,6 +118,11 @@ def _install_ecs() -> None:
                         raise InvalidParameterException(
                             f"The target group with targetGroupArn {arn} does not have an associated load balancer."
                         )
+                _reconcile(self)
+                existing = self.services.get(f"{self._get_cluster(cluster_str).name}:{service_name}")
+                if existing is not None and existing.status == "DRAINING":
+                    # AWS refuses the name until the old service is INACTIVE
+                    raise InvalidParameterException("Unable to Start a service that is still Draining.")
                 service = orig(self, cluster_str, service_name, *args, **kwargs)
                 extra = getattr(_TL, "create_params", None) or {}
                 _TL.create_params = None
@@ -168,6 +177,7 @@ def _install_ecs() -> None:
                 _reconcile(self)
                 service = orig(self, cluster_name, service_name, force)
                 service.desired_count = 0
+                service.status = "DRAINING"  # moto: INACTIVE at once; ECS drains the tasks first
                 _reconcile(self)
                 return service
 
@@ -199,6 +209,15 @@ def _install_ecs() -> None:
 
         return f
 
+    def list_services(orig: Any) -> Any:
+        def f(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
+            with LOCK:
+                _reconcile(self)
+                arns = set(orig(self, cluster_str, *args, **kwargs))
+                return sorted(s.arn for s in self.services.values() if s.arn in arns and s.status == "ACTIVE")
+
+        return f
+
     def call_action(orig: Any) -> Any:
         def f(self: Any) -> Any:
             with LOCK:
@@ -215,5 +234,6 @@ def _install_ecs() -> None:
     _wrap(B, "delete_service", "ecs.delete_service", delete_service)
     _wrap(B, "stop_task", "ecs.stop_task", stop_task)
     _wrap(B, "list_tasks", "ecs.list_tasks", list_tasks)
+    _wrap(B, "list_services", "ecs.list_services", list_services)
     _wrap(EC2ContainerServiceResponse, "create_service", "ecs.resp_create_service", resp_create_service)
     _wrap(EC2ContainerServiceResponse, "call_action", "ecs.call_action", call_action)

@@ -6,7 +6,7 @@ import math
 import uuid
 from typing import Any
 
-from . import elbv2
+from . import ecs_tasks, elbv2
 from .base import _CFG, _ORIG, DYNAMIC_PORTS, LOCK, _ec2, _elbv2, _now, _utcnow
 
 # ---- scheduler helpers ----------------------------------------------------------------------
@@ -290,6 +290,7 @@ def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[st
     if td.network_mode == "awsvpc":
         _attach_task_eni(ecs, service, task, task.availability_zone, live)
     task.containers = [SchedContainer(task, td, c, bindings) for c in td.container_definitions]
+    ecs_tasks.mark(ecs, task, td, fargate)
     ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
     _sb(service)["tasks"].append(task)
     return task
@@ -361,6 +362,7 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
         sb["primary_id"], sb["primary_td"] = new_id, service.task_definition
         sb["steady"] = False
         sb["unplaced_msg"] = None
+        sb["fail_streak"], sb["next_start"] = 0, 0  # a new task definition ends the throttle (ECS docs)
         primary = new
     dc = getattr(service, "deployment_configuration", None) or {}
     maxp = int(dc.get("maximumPercent", 200))
@@ -383,6 +385,7 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
             inst = ec2.get_instance_by_id(t._sbx_ec2_id)
             if inst is None or inst.state in ("terminated", "shutting-down"):
                 _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
+        ecs_tasks.fail_due(ecs, service, sb, [t for t in sb["tasks"] if t.desired_status == "RUNNING"], _CFG.task_start)
         live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
         # register running tasks in the load balancers' target groups
         for t in live:
@@ -405,7 +408,12 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
             _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
             _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
             continue
-        if active and td is not None and len(new) < desired and len(live) < max_total:
+        wanted = active and td is not None and len(new) < desired and len(live) < max_total
+        why_not = ecs_tasks.blocked(ecs, service, sb, td, _now()) if wanted else None
+        if why_not and why_not != sb["unplaced_msg"]:
+            sb["unplaced_msg"] = why_not
+            _event(service, why_not)
+        if wanted and why_not is None:
             ci, bindings = _place(ecs, service, td, live)
             if ci is not None:
                 t = _start_task(ecs, service, td, ci, bindings, primary["id"])
@@ -458,6 +466,7 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
     elif primary.get("rolloutState") != "IN_PROGRESS" and not sb["steady"]:
         primary["rolloutState"] = "IN_PROGRESS"
     sb["steady"] = steady
+    ecs_tasks.finish_draining(service, sb, live, _now(), _CFG.task_start)
     # prune long-stopped tasks from the scheduler's working set (they stay describable)
     sb["tasks"] = [t for t in sb["tasks"] if t.desired_status == "RUNNING" or _now() - t._sbx_stopped_at < 3600]
 

@@ -34,6 +34,16 @@ class WorldSpec:
     other_stage: str = "prod"
     # instance index -> host ports already taken by another (non-service) task on that instance
     used_host_ports: dict[int, list[int]] = field(default_factory=dict)
+    # what the service's tasks need to start (ECS resolves them at task start): SSM parameters (name -> value),
+    # Secrets Manager secrets (name -> value), ECR images of this account ("repo:tag") and the execution role
+    ssm_parameters: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    ecr_images: list[str] = field(default_factory=list)
+    execution_role: str | None = "ecsTaskExecutionRole"
+
+
+ECS_TASKS_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
 @contextlib.contextmanager
@@ -187,6 +197,8 @@ def seed_world(session: boto3.Session, spec: WorldSpec) -> dict:
             cluster=spec.cluster, taskDefinition=family, containerInstances=[ci_arns[idx]], startedBy="platform-team"
         )
 
+    _seed_task_needs(session, spec)
+
     cert_pem, key_pem = _self_signed(spec.domain_name)
     cert_arn = acm.import_certificate(
         Certificate=cert_pem, PrivateKey=key_pem, Tags=[{"Key": "Name", "Value": spec.domain_name}]
@@ -236,3 +248,45 @@ def seed_world(session: boto3.Session, spec: WorldSpec) -> dict:
         "domain_name": spec.domain_name,
         "other_api_id": api_id,
     }
+
+
+def _fake_manifest(repo: str, tag: str) -> str:
+    """A Docker image manifest (schema 2) ECR accepts: the sandbox never pulls layers, it only resolves the tag."""
+    import hashlib
+
+    def digest(text: str) -> str:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                   "digest": digest(f"{repo}:{tag}:config")},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
+                    "digest": digest(f"{repo}:{tag}:layer")}],
+    })
+
+
+def _seed_task_needs(session: boto3.Session, spec: WorldSpec) -> None:
+    """The parameters, secrets, images and execution role the service's tasks resolve when they start."""
+    ssm = session.client("ssm", region_name=spec.region)
+    for name, value in sorted(spec.ssm_parameters.items()):
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    sm = session.client("secretsmanager", region_name=spec.region)
+    for name, value in sorted(spec.secrets.items()):
+        sm.create_secret(Name=name, SecretString=value)
+    ecr = session.client("ecr", region_name=spec.region)
+    for image in spec.ecr_images:
+        repo, _, tag = image.partition(":")
+        try:
+            ecr.create_repository(repositoryName=repo)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
+        ecr.put_image(repositoryName=repo, imageManifest=_fake_manifest(repo, tag or "latest"),
+                      imageTag=tag or "latest")
+    if spec.execution_role:
+        iam = session.client("iam")
+        try:  # IAM is global: a second world in the same sandbox shares the role
+            iam.create_role(RoleName=spec.execution_role, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST),
+                            Description="Lets ECS pull images and resolve secrets for the tasks")
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
