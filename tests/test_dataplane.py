@@ -80,7 +80,7 @@ def test_invoke_url_without_a_route_is_missing_authentication_token(applied):
     status, headers, body = send(box, f"{api_id}.execute-api.{box.region}.amazonaws.com", "/prod")
     assert status == 403
     assert json.loads(body) == {"message": "Missing Authentication Token"}
-    assert headers["x-amzn-errortype"] == "IncompleteSignatureException"
+    assert headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
     assert headers["x-sandbox-hop"] == "stage"
 
 
@@ -196,3 +196,19 @@ def test_security_group_drop_times_out_like_dropped_packets(applied, monkeypatch
             ec2.authorize_security_group_ingress(GroupId=rule["GroupId"], IpPermissions=[{
                 "IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"],
                 "IpRanges": [{"CidrIp": rule["CidrIpv4"]}]}])
+
+
+def test_v2_link_to_an_alb_with_dynamic_ports_reaches_the_service(applied, tmp_path):
+    from .conftest import write_params
+
+    box, _, _ = applied
+    params = write_params(tmp_path, environment="albenv", service__name="shop", service__host_port=None,
+                          service__health_check_path="/health", service__desired_count=2,
+                          nlb={"type": "application", "subnets": None, "listener_port": 8000},
+                          vpc_link={"version": 2}, api__base_path="shop")
+    result = run("apply", str(params))
+    assert result.exit_code == 0, json.loads((result.run_dir / "run.json").read_text()).get("error")
+    status, headers, body = send(box, DOMAIN, "/shop/cart/1")
+    assert (status, headers["x-sandbox-hop"]) == (200, "service"), body
+    assert json.loads(body)["container_port"] == 8080
+    assert json.loads(body)["path"] == "/cart/1"

@@ -22,10 +22,12 @@ from typing import Any
 from .base import LOCK, _apigw
 
 # Default gateway responses. Types and statuses from "Gateway response types for API Gateway"
-# (docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html); the bodies are
-# API Gateway's default `{"message":$context.error.messageString}` templates, with the spacing AWS sends.
+# (docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html); the VPC-link
+# causes of a 500 from AWS's knowledge center (repost.aws/knowledge-center/api-gateway-500-error-vpc). Bodies and
+# x-amzn-ErrorType values are what API Gateway sends (as captured in public responses), spacing included.
 GATEWAY: dict[str, tuple[int, str, str]] = {
-    "MISSING_AUTHENTICATION_TOKEN": (403, "IncompleteSignatureException", '{"message":"Missing Authentication Token"}'),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "MissingAuthenticationTokenException",
+                                     '{"message":"Missing Authentication Token"}'),
     "FORBIDDEN": (403, "ForbiddenException", '{"message":"Forbidden"}'),
     "API_CONFIGURATION_ERROR": (500, "InternalServerErrorException", '{"message": "Internal server error"}'),
     "INTEGRATION_FAILURE": (500, "InternalServerErrorException",
