@@ -71,6 +71,7 @@ class Inventory:
     service: dict | None = None
     task_definition: dict | None = None
     tasks: list[dict] = field(default_factory=list)
+    stopped_tasks: list[dict] = field(default_factory=list)  # the service's recently stopped tasks (ECS keeps ~1 h)
     rules: list[dict] = field(default_factory=list)
     all_rules: list[dict] = field(default_factory=list)
     probes: dict[str, dict] = field(default_factory=dict)
@@ -150,6 +151,7 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
         inv.task_definition = aws.ecs.describe_task_definition(
             taskDefinition=inv.service["taskDefinition"])["taskDefinition"]
         inv.tasks = _tasks(ctx, inv.world)
+        inv.stopped_tasks = _tasks(ctx, inv.world, "STOPPED")
     group_ids = sorted({g["GroupId"] for i in inv.instances.values() for g in i.get("SecurityGroups", [])})
     for group_id in group_ids:
         inv.rules += owned_rules(ctx, group_id)
@@ -171,11 +173,13 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
     return inv
 
 
-def _tasks(ctx: Context, world: World) -> list[dict]:
-    """Our service's tasks: where each runs and which host port each container port is bound to."""
+def _tasks(ctx: Context, world: World, desired: str = "RUNNING") -> list[dict]:
+    """Our service's tasks (desired RUNNING, or recently STOPPED): where each runs, which host port each
+    container port is bound to, and why a stopped one stopped."""
     ecs = ctx.aws.ecs
     arns = [a for page in ecs.get_paginator("list_tasks").paginate(cluster=ctx.params.cluster,
-                                                                   serviceName=ctx.names.ecs_service)
+                                                                   serviceName=ctx.names.ecs_service,
+                                                                   desiredStatus=desired)
             for a in page["taskArns"]]
     by_arn = {i["container_instance_arn"]: i for i in world.instances}
     out = []
@@ -191,6 +195,8 @@ def _tasks(ctx: Context, world: World) -> list[dict]:
                 "task_definition": task.get("taskDefinitionArn", "").split("/")[-1],
                 "bindings": {b["containerPort"]: b["hostPort"] for c in task.get("containers", [])
                              for b in c.get("networkBindings", [])},
+                "created_at": task.get("createdAt"), "stop_code": task.get("stopCode"),
+                "stopped_reason": task.get("stoppedReason"),
             })
     return out
 
@@ -971,6 +977,55 @@ def service_running(inv: Inventory) -> list[Result]:
         out.append(Result("service.load_balancer", "service", "pass",
                           f"registers {p.service.name}:{p.service.container_port} in {tg['TargetGroupName']}"))
     return out
+
+
+UNASSUMABLE_ROLE = "ECS was unable to assume the role"
+
+
+@check
+def tasks_start(inv: Inventory) -> list[Result]:
+    """The service's tasks start: ECS can assume the execution role, resolve the secrets and pull the image."""
+    svc, td = inv.service, inv.task_definition or {}
+    if svc is None:
+        return [Result("task_definition.starts", "task_definition", "skip", "no ECS service: no task to start")]
+    name = (svc.get("taskDefinition") or "").split("/")[-1]
+    role = _since_steady(svc, lambda m: UNASSUMABLE_ROLE in m)
+    if role:
+        return [Result("task_definition.starts", "task_definition", "fail",
+                       f"no task of {name} starts: the execution role {td.get('executionRoleArn')}: ECS says: {role}",
+                       "create that role trusting ecs-tasks.amazonaws.com (with AmazonECSTaskExecutionRolePolicy) "
+                       "or fix it in IAM; the runbook does not create IAM roles")]
+    failed = sorted((t for t in inv.stopped_tasks if t["task_definition"] == name
+                     and t.get("stop_code") == "TaskFailedToStart"), key=lambda t: str(t.get("created_at")))
+    started = [str(t.get("created_at")) for t in inv.tasks if t["task_definition"] == name
+               and t["last_status"] == "RUNNING"]
+    if not failed or (started and max(started) > str(failed[-1].get("created_at"))):
+        return [Result("task_definition.starts", "task_definition", "pass", f"no task of {name} failed to start")]
+    reason = failed[-1].get("stopped_reason") or ""
+    containers = td.get("containerDefinitions", [])
+    secrets = [s["valueFrom"] for c in containers for s in c.get("secrets") or [] if s["valueFrom"] in reason]
+    images = [c["image"] for c in containers if c.get("image") and c["image"] in reason]
+    what, remedy = "", "fix what ECS says and apply again"
+    if secrets:
+        what = f"secret {', '.join(secrets)} cannot be resolved: "
+        remedy = ("create the secret (SSM parameter or Secrets Manager secret) in this account and region, or fix "
+                  "service.secrets and apply; the runbook does not create secrets")
+    elif images:
+        what = f"image {images[0]} cannot be pulled: "
+        remedy = "push that image (repository and tag) to ECR, or fix service.image and apply"
+    return [Result("task_definition.starts", "task_definition", "fail",
+                   f"{what}{len(failed)} task(s) of {name} stopped before starting; ECS says: {reason}", remedy)]
+
+
+def _since_steady(service: dict, match: Callable[[str], bool]) -> str | None:
+    """The newest service event `match` accepts, if it came after the service's last steady state."""
+    for event in service.get("events", []):  # newest first
+        message = event.get("message", "")
+        if "has reached a steady state" in message:
+            return None
+        if match(message):
+            return message
+    return None
 
 
 def _placement_trouble(service: dict) -> str | None:

@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from . import waits
 from .context import Context
-from .errors import PreflightRefused, StepFailed
+from .errors import PreflightRefused, StepFailed, WaitTimedOut
 from .inspect_vpc import World, placeable_instances, rollout_problem
 from .loadbalancer import (
     EPHEMERAL_RANGE,
@@ -321,7 +321,12 @@ def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan)
     if current is None:
         why = ("runs one task per instance on the fixed host port, registered in the target group"
                if p.fixed_host_port else "ECS registers every task in the target group as it starts")
+        draining = any(s.get("status") == "DRAINING" for s in describe_service(ctx) or [])
+        if draining:
+            why += f"; a deleted service named {names.ecs_service} is still DRAINING: apply waits for it to go"
         if plan.add(f"ECS service {names.ecs_service}", "create", None, desired_text, why):
+            if draining:
+                _wait_drained(ctx)
             extra = {"networkConfiguration": network} if network else {}
             ctx.aws.ecs.create_service(
                 cluster=p.cluster, serviceName=names.ecs_service, taskDefinition=task_definition,
@@ -355,6 +360,22 @@ def ensure_service(ctx: Context, world: World, task_definition: str, plan: Plan)
     if plan.add(f"ECS service {names.ecs_service}", "update", {k: _short(current, k) for k in changes}, shown,
                 "the service must run the current task definition behind the current target group"):
         ctx.aws.ecs.update_service(cluster=p.cluster, service=names.ecs_service, **changes)
+
+
+DRAIN_WAIT_SECONDS = 600
+
+
+def _wait_drained(ctx: Context) -> None:
+    """ECS refuses to create a service while a deleted one of that name drains (its tasks stop, its targets
+    deregister): wait, bounded, for it to be INACTIVE."""
+    name = ctx.names.ecs_service
+    try:
+        waits.wait(ctx.aws.ecs, "services_inactive", f"old ECS service {name} INACTIVE", timeout=DRAIN_WAIT_SECONDS,
+                   cluster=ctx.params.cluster, services=[name])
+    except WaitTimedOut as exc:
+        raise StepFailed(f"a deleted ECS service named {name} is still DRAINING after {DRAIN_WAIT_SECONDS}s and ECS "
+                         "refuses to create one of that name until it is INACTIVE: check its tasks and targets "
+                         "(`aws ecs describe-services`), then apply again") from exc
 
 
 def _network_differs(current: dict | None, desired: dict) -> bool:

@@ -39,7 +39,7 @@ OWNER = {
     "target_group.exists": "nlb", "target_group.port": None,
     "targets.registered": "targets", "targets.port": "targets", "targets.az_enabled": "nlb",
     "targets.instances_running": None, "targets.healthy": None,
-    "task_definition.ports": "ecs",
+    "task_definition.ports": "ecs", "task_definition.starts": None,
     "security_group.nlb_subnets": "ecs", "security_group.no_wide_rule": None,
     "service.running": "ecs", "service.deployment": "ecs", "service.load_balancer": "ecs",
     "service.placement": None,

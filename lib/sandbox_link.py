@@ -57,12 +57,26 @@ def use_running_sandbox() -> str:
 
 
 def world_spec_for(params: Params):
+    from .sandbox.ecs_tasks import ecr_image
     from .sandbox.world import WorldSpec
 
     other = "users" if params.api.base_path != "users" else "accounts"
+    # the world holds what the params' tasks resolve at start (ECS stops a task whose secret or image is missing)
+    ssm, secrets = {}, {}
+    for value_from in params.service.secrets.values():
+        if ":secretsmanager:" in value_from:
+            name = value_from.split(":")[6]
+            secrets[name[:-7] if len(name) > 7 and name[-7] == "-" else name] = "sandbox-secret"
+        else:
+            name = value_from.split(":parameter", 1)[1] if value_from.startswith("arn:") else value_from
+            ssm[name] = "sandbox-secret"
+    ref = ecr_image(params.service.image)
+    images = ([f"{ref[2]}:{ref[3] or 'latest'}"] if ref and (ref[0], ref[1]) == (params.account_id, params.region)
+              else [])
     return WorldSpec(region=params.region, vpc_id=params.vpc_id, cluster=params.cluster,
                      domain_name=params.api.domain_name, other_base_path=other,
-                     cluster_security_group_name=f"{params.cluster}-instances")
+                     cluster_security_group_name=f"{params.cluster}-instances",
+                     ssm_parameters=ssm, secrets=secrets, ecr_images=images)
 
 
 def ensure_sandbox(params: Params):
