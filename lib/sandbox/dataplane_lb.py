@@ -3,8 +3,7 @@ load balancer would choose -> its security groups -> the task's stand-in, and th
 
 Health, choice and security-group admission are the emulator's own (`elbv2.choose_target`,
 `network.lb_admitted`, `standins.for_target`); this module only walks the chain and says which hop stopped.
-Requests enter the load balancer through its zones in turn (as a VPC link's endpoint spreads them), so with
-cross-zone off and targets in one zone some requests find no target, as on AWS.
+The request's zone is left to `choose_target` (client_az None: the zones the load balancer's DNS answers).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import http.client
 import ipaddress
-import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +19,6 @@ from urllib.parse import urlsplit
 from .base import _apigw, _ec2, _ecs, _elbv2, _lb_active
 from .dataplane import SETTINGS, Answer, Fail, Trace, integration_path
 
-_ZONE_TURN = itertools.count()
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
                "proxy-connection"}
 
@@ -179,13 +176,11 @@ def forward_for(account_id: str, region: str, integ: dict, connection_id: str, u
     if tg is None:
         raise Fail("INTEGRATION_FAILURE", "listener", f"listener {port} forwards to no target group")
     ecs_scheduler._reconcile(_ecs(account_id, region))
-    zones = sorted({s.availability_zone for s in lb.subnets}) or [None]
-    client_az = zones[next(_ZONE_TURN) % len(zones)]
-    target = _choose(account_id, region, lb, tg, client_az)
+    target = _choose(account_id, region, lb, tg, None)
     if target is None:
         hop = "nlb" if tg.targets else "targets"
-        raise Fail("INTEGRATION_FAILURE", hop, f"target group {tg.name} has no target for a request entering "
-                   f"zone {client_az}" if tg.targets else f"target group {tg.name} has no registered target")
+        raise Fail("INTEGRATION_FAILURE", hop, f"load balancer {lb.name} has no target in use in an enabled zone "
+                   f"for target group {tg.name}" if tg.targets else f"target group {tg.name} has no registered target")
     target_id, target_port = _target_key(target)
     inst = ec2.get_instance_by_id(target_id) if target_id.startswith("i-") else None
     if inst is not None and inst.state != "running":
