@@ -212,3 +212,32 @@ def test_v2_link_to_an_alb_with_dynamic_ports_reaches_the_service(applied, tmp_p
     assert (status, headers["x-sandbox-hop"]) == (200, "service"), body
     assert json.loads(body)["container_port"] == 8080
     assert json.loads(body)["path"] == "/cart/1"
+
+
+def test_none_mapping_serves_every_path_of_its_domain(applied):
+    box, gw, api_id = applied
+    gw.create_domain_name(domainName="any.example.com", regionalCertificateArn=gw.get_domain_name(
+        domainName=DOMAIN).get("regionalCertificateArn", "arn:aws:acm:eu-west-2:123456789012:certificate/x"),
+        endpointConfiguration={"types": ["REGIONAL"]})
+    gw.create_base_path_mapping(domainName="any.example.com", restApiId=api_id, stage="prod")
+    status, headers, body = send(box, "any.example.com", "/orders/x")
+    assert (status, headers["x-sandbox-hop"]) == (200, "service"), body
+    assert json.loads(body)["path"] == "/orders/x"  # no base path to strip
+
+
+def test_resource_match_prefers_exact_paths_then_parameters_then_greedy():
+    from vpclink_runbooks.sandbox.dataplane import match_resource, pick_method
+
+    def res(rid, path, *verbs):
+        return {"id": rid, "path": path, "methods": {v: {"v": v} for v in verbs}}
+
+    resources = {r["id"]: r for r in [res("root", "/"), res("proxy", "/{proxy+}", "ANY"),
+                                      res("orders", "/orders", "GET"), res("one", "/orders/{id}", "GET"),
+                                      res("items", "/orders/{id}/items/{proxy+}", "ANY")]}
+    assert match_resource(resources, "/orders")[0]["id"] == "orders"
+    assert match_resource(resources, "/orders/7") == (resources["one"], {"id": "7"})
+    assert match_resource(resources, "/orders/7/items/a/b") == (resources["items"], {"id": "7", "proxy": "a/b"})
+    assert match_resource(resources, "/other/path") == (resources["proxy"], {"proxy": "other/path"})
+    assert match_resource(resources, "/")[0]["id"] == "root"
+    assert pick_method(resources["proxy"], "DELETE") == {"v": "ANY"}
+    assert pick_method(resources["orders"], "POST") is None
