@@ -11,20 +11,36 @@ ELBv2
 - An instance launched in a VPC subnet without security groups gets the VPC's default group (moto: none).
 - Every network interface has a private DNS name (moto: only with DNS hostnames on, and its ECS then cannot
   start awsvpc tasks in any other VPC).
+- ModifyTargetGroup keeps Matcher for a TCP group's HTTP(S) health check (moto: only for HTTP(S) groups).
 - Target groups key targets by (Id, Port) as AWS does (moto: by Id only, so one port per instance).
-- Target health is real: `initial` for `delays.target_healthy` s (and while the NLB provisions),
-  then `healthy`; `unhealthy` (Target.FailedHealthChecks) when the instance is not running or,
-  for an ECS container instance, no running task listens on that host port; `unused`
-  (Target.NotInUse) without a load balancer or when the instance's AZ is not enabled on it;
-  deregistered targets show `draining` for `delays.target_healthy` s (moto: always healthy).
+- Target health is what the health check would see (moto: always healthy). Not registered ->
+  `unused`/Target.NotRegistered; deregistered -> `draining`/Target.DeregistrationInProgress for
+  `delays.target_healthy` s; instance stopped or terminated -> `unused`/Target.InvalidState; no listener of a
+  load balancer forwards to the group, or the target's AZ is not enabled -> `unused`/Target.NotInUse; while the
+  NLB provisions -> `initial`/Elb.RegistrationInProgress, then `initial`/Elb.InitialHealthChecking for
+  `delays.target_healthy` s; then the check itself on HealthCheckPort ("traffic-port" = the target's port):
+  the target's security groups must admit it from the load balancer's nodes or groups (network.lb_admitted),
+  a task's stand-in must listen there (standins), TCP connects, HTTP/HTTPS GETs HealthCheckPath and matches
+  the Matcher (default 200-399). An NLB reports every failure as `unhealthy`/Target.FailedHealthChecks; an
+  ALB's group reports Target.Timeout (dropped by a group) and Target.ResponseCodeMismatch.
+- Routing (`choose_target`, used by the data plane): healthy targets in the client's zone, any enabled zone
+  with cross-zone on (target group attribute, else the load balancer's; NLB default off, ALB always on); DNS
+  answers only zones with a healthy target; with no healthy target in scope the node fails open to all its
+  in-use targets.
+- Gaps: health is evaluated on read, not on HealthCheckIntervalSeconds / thresholds; a plain EC2 instance
+  that is not an ECS container instance is assumed to answer (its software is not emulated); stand-ins speak
+  no TLS, so an HTTPS check is sent as HTTP; every node address must be admitted (no per-node health).
 """
 
 from __future__ import annotations
 
+import http.client
+import itertools
+import socket
 from typing import Any
 
-from . import ecs_scheduler
-from .base import _CFG, LOCK, _apigw, _ecs, _elbv2, _now, _wrap
+from . import ecs_scheduler, network, standins
+from .base import _CFG, LOCK, _apigw, _ec2, _ecs, _elbv2, _now, _wrap
 
 
 def _lb_active(lb: Any) -> bool:
@@ -201,6 +217,21 @@ def _install_elbv2() -> None:
 
         return f
 
+    def modify_target_group(orig: Any) -> Any:
+        # moto keeps a Matcher only for an HTTP(S) target group; AWS keeps it for an NLB's HTTP(S) health check.
+        def f(self: Any, arn: str, *args: Any, **kwargs: Any) -> Any:
+            with LOCK:
+                tg = orig(self, arn, *args, **kwargs)
+                codes = kwargs.get("http_codes", args[7] if len(args) > 7 else None)
+                if codes is not None and (tg.health_check_protocol or "").upper() in ("HTTP", "HTTPS"):
+                    if not isinstance(getattr(tg, "matcher", None), dict):
+                        tg.matcher = {}
+                    tg.matcher["HttpCode"] = codes
+                return tg
+
+        return f
+
+    _wrap(m.ELBv2Backend, "modify_target_group", "elbv2.modify_target_group", modify_target_group)
     _wrap(m.ELBv2Backend, "delete_listener", "elbv2.delete_listener", resync_after)
     _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", resync_after)
     _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", create_load_balancer)
@@ -268,70 +299,168 @@ def _tg_remove(tg: Any, key: str) -> bool:
     return True
 
 
-def _health(tg: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
-    from moto.elbv2.models import FakeHealthStatus
+def _target_az(ec2: Any, tid: str) -> str | None:
+    if tid.startswith("i-"):
+        inst = ec2.get_instance_by_id(tid)
+        return inst.availability_zone if inst is not None else None
+    eni = network.eni_for_ip(ec2, tid)
+    if eni is not None:
+        return eni.subnet.availability_zone
+    for subnet in ec2.get_all_subnets():
+        if network.cidr_contains(subnet.cidr_block, tid):
+            return subnet.availability_zone
+    return None
 
-    tid = target["Id"]
-    port = int(target.get("Port") or tg.port or 0)
-    hc_port = tg.health_check_port
 
-    def status(state: str, reason: str | None = None, desc: str | None = None) -> Any:
-        return FakeHealthStatus(tid, port, hc_port, state, reason, desc)
+def _is_container_instance(account_id: str, region: str, instance_id: str) -> bool:
+    ecs = _ecs(account_id, region)
+    return any(ci.ec2_instance_id == instance_id for cis in ecs.container_instances.values() for ci in cis.values())
 
+
+def _codes(matcher: str) -> list[tuple[int, int]]:
+    out = []
+    for part in (matcher or "200-399").split(","):
+        low, _, high = part.strip().partition("-")
+        if low.strip().isdigit():
+            out.append((int(low), int(high or low)))
+    return out
+
+
+def _check(tg: Any, lbs: list[Any], tid: str, port: int) -> tuple[str, str | None, str | None]:
+    """What the load balancers' health checks see: network admission, something listening, the HTTP answer."""
+    hc = str(tg.health_check_port or "traffic-port")
+    hc_port = port if hc == "traffic-port" else int(hc)
+    failed = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+    # ResponseCodeMismatch / Timeout are ALB (and GWLB) codes; an NLB reports every failure as FailedHealthChecks.
+    alb = any(lb.type == "application" for lb in lbs)
+    for lb in lbs:
+        if network.lb_admitted(tg.account_id, tg.region_name, lb, tid, hc_port):
+            return ("unhealthy", "Target.Timeout", "Request timed out") if alb else failed
+    if tid.startswith("i-") and not _is_container_instance(tg.account_id, tg.region_name, tid):
+        return ("healthy", None, None)  # software on a plain instance is not emulated: assume it answers
+    standin = standins.for_target(tg.account_id, tg.region_name, tid, hc_port)
+    if standin is None:
+        return failed
+    proto = (tg.health_check_protocol or tg.protocol or "TCP").upper()
+    timeout = min(float(tg.health_check_timeout_seconds or 10), 2.0)
+    if proto in ("HTTP", "HTTPS"):
+        # Stand-ins speak plain HTTP: an HTTPS check is sent as HTTP (no TLS in the sandbox).
+        conn = http.client.HTTPConnection(*standin.address, timeout=timeout)
+        try:
+            conn.request("GET", tg.health_check_path or "/")
+            code = conn.getresponse().status
+        except TimeoutError:
+            return ("unhealthy", "Target.Timeout", "Request timed out") if alb else failed
+        except OSError:
+            return failed
+        finally:
+            conn.close()
+        matcher = (getattr(tg, "matcher", None) or {}).get("HttpCode") or "200-399"
+        if not any(low <= code <= high for low, high in _codes(matcher)):
+            if alb:
+                return ("unhealthy", "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{code}]")
+            return failed
+        return ("healthy", None, None)
+    try:
+        socket.create_connection(standin.address, timeout=timeout).close()
+    except OSError:
+        return failed
+    return ("healthy", None, None)
+
+
+def _evaluate(tg: Any, tid: str, port: int) -> tuple[str, str | None, str | None]:
+    """(state, reason, description) DescribeTargetHealth shows for target (tid, port) now (under LOCK)."""
     key = _tkey(tid, port)
     t = tg.targets.get(key)
     if t is None:
         drain = _draining(tg).get(key)
         if drain and drain[1] > _now():
-            return status("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
-        return status("unused", "Target.NotRegistered", "Target is not registered to the target group")
-    inst = ec2_backend.get_instance_by_id(tid) if tid.startswith("i-") else None
+            return ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+        return ("unused", "Target.NotRegistered", "Target is not registered to the target group")
+    ec2 = _ec2(tg.account_id, tg.region_name)
+    inst = ec2.get_instance_by_id(tid) if tid.startswith("i-") else None
     if inst is not None and inst.state != "running":
-        return status("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+        return ("unused", "Target.InvalidState", "Target is in the stopped or terminated state")
     elb = _elbv2(tg.account_id, tg.region_name)
     lbs = [elb.load_balancers[a] for a in tg.load_balancer_arns if a in elb.load_balancers]
     if not lbs:
-        return status(
-            "unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer"
-        )
-    if inst is not None:
-        azs = {s.availability_zone for lb in lbs for s in lb.subnets}
-        if inst.availability_zone not in azs:
-            return status(
-                "unused",
-                "Target.NotInUse",
-                "Target is in an Availability Zone that is not enabled for the load balancer",
-            )
-    if not all(_lb_active(lb) for lb in lbs) or _now() - t["_registered"] < _CFG.target_healthy:
-        return status("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
-    if inst is not None and not _listening(tg.account_id, tg.region_name, tid, port):
-        return status("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
-    if tg.target_type == "ip" and not _ip_listening(tg.account_id, tg.region_name, tid):
-        return status("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
-    return status("healthy")
+        return ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+    az = _target_az(ec2, tid)
+    if az is not None and az not in {s.availability_zone for lb in lbs for s in lb.subnets}:
+        return ("unused", "Target.NotInUse",
+                "Target is in an Availability Zone that is not enabled for the load balancer")
+    if not all(_lb_active(lb) for lb in lbs):
+        return ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+    if _now() - t["_registered"] < _CFG.target_healthy:
+        return ("initial", "Elb.InitialHealthChecking", "Initial health checking in progress")
+    standins.sync(tg.account_id, tg.region_name)
+    return _check(tg, lbs, tid, port)
 
 
-def _ip_listening(account_id: str, region: str, ip: str) -> bool:
-    """An IP target answers while a running awsvpc task has that address."""
-    ecs = _ecs(account_id, region)
-    return any(getattr(t, "_sbx_ip", None) == ip and t.desired_status == "RUNNING" and t.last_status == "RUNNING"
-               for tasks in ecs.tasks.values() for t in tasks.values())
+def _health(tg: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+    from moto.elbv2.models import FakeHealthStatus
+
+    tid = target["Id"]
+    port = int(target.get("Port") or tg.port or 0)
+    state, reason, desc = _evaluate(tg, tid, port)
+    return FakeHealthStatus(tid, port, tg.health_check_port, state, reason, desc)
 
 
-def _listening(account_id: str, region: str, instance_id: str, port: int) -> bool:
-    """False only when the instance is an ECS container instance and no running task binds `port`."""
-    ecs = _ecs(account_id, region)
-    for cluster, cis in ecs.container_instances.items():
-        for ci in cis.values():
-            if ci.ec2_instance_id != instance_id:
-                continue
-            for task in ecs.tasks.get(cluster, {}).values():
-                if (
-                    task.container_instance_arn == ci.container_instance_arn
-                    and task.desired_status == "RUNNING"
-                    and task.last_status == "RUNNING"
-                    and port in ecs_scheduler._task_host_ports(ecs, task)
-                ):
-                    return True
-            return False
-    return True
+def _split_key(target_key: Any) -> tuple[str, int]:
+    if isinstance(target_key, dict):
+        return target_key["Id"], int(target_key["Port"])
+    if isinstance(target_key, str):
+        tid, _, port = target_key.rpartition(":")
+        return tid, int(port)
+    return str(target_key[0]), int(target_key[1])
+
+
+def target_health(account_id: str, region: str, tg: Any, target_key: Any) -> tuple[str, str | None]:
+    """(state, reason) DescribeTargetHealth shows for a target ("id:port", (id, port) or a target dict)."""
+    with LOCK:
+        tid, port = _split_key(target_key)
+        state, reason, _ = _evaluate(tg, tid, port)
+        return state, reason
+
+
+def _cross_zone(lb: Any, tg: Any) -> bool:
+    value = str((getattr(tg, "attributes", None) or {}).get("load_balancing.cross_zone.enabled",
+                                                             "use_load_balancer_configuration")).lower()
+    if value in ("true", "false"):
+        return value == "true"
+    if lb.type == "application":
+        return True  # an ALB always balances across zones at the load balancer level
+    return str((getattr(lb, "attrs", None) or {}).get("load_balancing.cross_zone.enabled", "false")).lower() == "true"
+
+
+_TURN = itertools.count()
+
+
+def choose_target(account_id: str, region: str, lb: Any, tg: Any, client_az: str | None) -> Any:
+    """The registered target the load balancer sends a new connection to, or None when it has none.
+
+    Healthy targets in the client's zone (any enabled zone with cross-zone on); with client_az None, DNS
+    answers only zones holding a healthy target (all zones when none does). When no target in that scope is
+    healthy the node fails open to every in-use target in it (AWS: routing failover, default threshold 1)."""
+    with LOCK:
+        ec2 = _ec2(account_id, region)
+        zones = {s.availability_zone for s in lb.subnets}
+        seen = []
+        for t in list(tg.targets.values()):
+            state, _, _ = _evaluate(tg, t["Id"], int(t["Port"]))
+            if state in ("unused", "draining"):
+                continue  # never in use: not registered for this load balancer's zones, stopped, or leaving
+            seen.append((t, state, _target_az(ec2, t["Id"])))
+        if not seen:
+            return None
+        if not _cross_zone(lb, tg):
+            if client_az is None:
+                healthy_zones = sorted({az for _, st, az in seen if st == "healthy" and az in zones})
+                pool = healthy_zones or sorted(zones)
+                client_az = pool[next(_TURN) % len(pool)] if pool else None
+            seen = [x for x in seen if x[2] == client_az or x[2] is None]
+            if not seen:
+                return None
+        healthy = [t for t, st, _ in seen if st == "healthy"]
+        pool = healthy or [t for t, _, _ in seen]
+        return pool[next(_TURN) % len(pool)]
