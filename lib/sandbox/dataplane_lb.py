@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import http.client
-import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,23 +53,12 @@ def _link_status(version: str, link: Any) -> str:
     return d.get("status") if version == "V1" else d.get("vpcLinkStatus", "AVAILABLE")
 
 
-def _admits(ec2: Any, group_ids: list[str], port: int, groups: set[str], ips: list[str]) -> bool:
-    """Whether any of `group_ids` admits TCP `port` from one of `groups` or from every address in `ips`."""
-    for gid in group_ids:
-        group = ec2.get_security_group_from_id(gid)
-        for rule in getattr(group, "ingress_rules", []) if group else []:
-            if rule.ip_protocol not in ("tcp", "6", "-1"):
-                continue
-            if rule.ip_protocol != "-1" and not (rule.from_port or 0) <= port <= (rule.to_port or 65535):
-                continue
-            if (rule.source_group or {}).get("GroupId") in groups:
-                return True
-            ranges = rule.ip_range if isinstance(rule.ip_range, list) else [rule.ip_range]
-            cidrs = [r.get("CidrIp") for r in ranges if r and r.get("CidrIp")]
-            if ips and all(any(ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False) for c in cidrs)
-                           for ip in ips):
-                return True
-    return False
+def _link_admitted(ec2: Any, lb: Any, link: Any, port: int) -> bool:
+    """Whether the load balancer's groups admit TCP `port` from the V2 link (its groups or its interfaces)."""
+    from .network import group_admits
+
+    ips = [e.private_ip_address for e in (ec2.enis.get(i) for i in getattr(link, "_sbx_enis", [])) if e]
+    return any(group_admits(ec2, g, port, set(link.sg_ids or []), ips) for g in lb.security_groups)
 
 
 def _listener_target_group(listener: Any, path: str, host: str) -> tuple[str | None, tuple | None]:
@@ -161,11 +149,9 @@ def forward_for(account_id: str, region: str, integ: dict, connection_id: str, u
     if not _lb_active(lb):
         raise Fail("INTEGRATION_FAILURE", "nlb", f"load balancer {lb.name} is {lb.state}")
     ec2 = _ec2(account_id, region)
-    if version == "V2" and lb.security_groups:
-        link_ips = [e.private_ip_address for e in (ec2.enis.get(i) for i in getattr(link, "_sbx_enis", [])) if e]
-        if not _admits(ec2, list(lb.security_groups), port, set(link.sg_ids or []), link_ips):
-            return Forward("security_group", timeout_ms, drop=f"the load balancer's groups "
-                           f"{', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}")
+    if version == "V2" and lb.security_groups and not _link_admitted(ec2, lb, link, port):
+        return Forward("security_group", timeout_ms, drop=f"the load balancer's groups "
+                       f"{', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}")
     listener = next((ls for ls in lb.listeners.values() if int(ls.port) == port), None)
     if listener is None:
         raise Fail("INTEGRATION_FAILURE", "listener", f"load balancer {lb.name} has no listener on port {port}")
