@@ -11,8 +11,11 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.params import load_params
 from vpclink_runbooks.runner import run
 
+from .conftest import ROOT
 from .lifecycle import LOCAL, record
 
 REGION = "eu-west-2"
@@ -94,9 +97,11 @@ def test_a_missing_secret_stops_the_task_as_the_ec2_agent_says_and_verify_names_
     check = _starts_check(verify)
     assert check["status"] == "fail" and check["hop"] == "task_definition" and missing in check["detail"]
     assert "secret" in check["remedy"]
-    # ECS keeps trying: replacement tasks start (throttled) and stop the same way
+    # ECS keeps trying: replacement tasks start (throttled) and stop the same way, and the events say so
     _until(lambda: len([a for a in ecs.list_tasks(cluster=CLUSTER, serviceName=applied,
                                                   desiredStatus="STOPPED")["taskArns"]]) >= 3, timeout=30)
+    unstable = f"(service {applied}) is unable to consistently start tasks successfully."
+    _until(lambda: any(e["message"] == unstable for e in _service(ecs, applied)["events"]), timeout=30)
     _restore(ecs, applied, before)
     assert _starts_check(run("verify", LOCAL))["status"] == "pass"
 
@@ -193,6 +198,18 @@ def test_a_deleted_service_drains_leaves_list_services_and_its_name_is_refused_u
     ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[name], WaiterConfig={"Delay": 1,
                                                                                             "MaxAttempts": 10})
     assert not any(a.endswith(f"/{name}") for a in ecs.list_services(cluster=cluster)["serviceArns"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_world_for_each_params_file_holds_its_tasks_secrets_and_ecr_image(path):
+    params = load_params(path)
+    spec = sandbox_link.world_spec_for(params)
+    wanted = {v.split(":parameter", 1)[1] for v in params.service.secrets.values() if ":ssm:" in v}
+    assert wanted <= set(spec.ssm_parameters)
+    repo_tag = params.service.image.split("/", 1)[1]
+    assert spec.ecr_images == ([repo_tag] if params.service.image.startswith(
+        f"{params.account_id}.dkr.ecr.{params.region}.") else [])
+    assert spec.execution_role == "ecsTaskExecutionRole"
 
 
 def _instance(sandbox, ecs, cluster, subnet):

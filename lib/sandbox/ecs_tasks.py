@@ -189,8 +189,8 @@ def fail_due(ecs: Any, service: Any, sb: dict[str, Any], live: list[Any], start_
             continue
         fail = getattr(t, "_sbx_fail", None)
         if fail is None:
-            if t.last_status == "RUNNING":
-                sb["fail_streak"] = 0
+            if t.last_status == "RUNNING" and t.task_definition_arn == service.task_definition:
+                sb["fail_streak"] = 0  # the current definition's tasks do start
             continue
         if now - t._sbx_created < start_delay:
             continue
