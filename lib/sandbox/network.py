@@ -18,9 +18,14 @@ TCP = ("tcp", "6", "-1")
 
 
 def cidr_contains(cidr: str, address: str) -> bool:
-    """Whether IPv4/IPv6 `cidr` contains `address` (False for malformed input or mixed families)."""
+    """Whether IPv4/IPv6 `cidr` contains `address` (an address or a whole CIDR block; False for malformed input
+    or mixed families)."""
     try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False)
+        net = ipaddress.ip_network(cidr, strict=False)
+        if "/" in address:
+            inner = ipaddress.ip_network(address, strict=False)
+            return inner.version == net.version and inner.subnet_of(net)  # type: ignore[arg-type]
+        return ipaddress.ip_address(address) in net
     except ValueError:
         return False
 
@@ -105,7 +110,14 @@ def lb_admitted(account_id: str, region: str, lb: Any, target_id: str, port: int
     if groups is None:
         return None  # an IP outside the VPC's interfaces: no group of ours guards it
     ips = lb_node_ips(account_id, region, lb)
+    if not ips:
+        # No node interfaces emulated (an ALB): its nodes may take any address of its subnets.
+        ips = [s.cidr_block for s in lb.subnets]
     sources = set(lb.security_groups or [])
+    if not sources and lb.type == "application":
+        # An ALB created without groups gets the VPC's default group (AWS); moto records none.
+        default = ec2.get_security_group_from_name("default", vpc_id=lb.vpc_id)
+        sources = {default.id} if default is not None else set()
     if any(group_admits(ec2, g, port, sources, ips) for g in groups):
         return None
     names = ", ".join(groups) or "(no security group)"
