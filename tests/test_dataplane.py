@@ -241,3 +241,15 @@ def test_resource_match_prefers_exact_paths_then_parameters_then_greedy():
     assert match_resource(resources, "/")[0]["id"] == "root"
     assert pick_method(resources["proxy"], "DELETE") == {"v": "ANY"}
     assert pick_method(resources["orders"], "POST") is None
+
+
+def test_invoke_url_of_an_unknown_stage_is_forbidden(applied):
+    box, _, api_id = applied
+    status, headers, body = send(box, f"{api_id}.execute-api.{box.region}.amazonaws.com", "/nostage/x")
+    assert (status, json.loads(body), headers["x-sandbox-hop"]) == (403, {"message": "Forbidden"}, "stage")
+
+
+def test_test_invoke_method_of_an_unknown_resource_is_not_found(applied):
+    _, gw, api_id = applied
+    with pytest.raises(gw.exceptions.NotFoundException):
+        gw.test_invoke_method(restApiId=api_id, resourceId="nosuch", httpMethod="GET", pathWithQueryString="/")
