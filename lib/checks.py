@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -17,11 +14,19 @@ import pandas as pd
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from . import request as request_mod
 from .aws import RETRY_CONFIG
 from .context import Context
 from .ecs_service import find_service, owned_rules
 from .inspect_vpc import VPC_LINK_QUOTA, World, discover, placeable_instances, rollout_problem
-from .loadbalancer import EPHEMERAL_RANGE, exposed_ports, find_load_balancer, find_security_group, owned_target_groups
+from .loadbalancer import (
+    EPHEMERAL_RANGE,
+    exposed_ports,
+    find_load_balancer,
+    find_security_group,
+    health_check_drift,
+    owned_target_groups,
+)
 from .routes import (
     FINGERPRINT_PREFIX,
     INTEGRATION_TIMEOUT_MS,
@@ -207,6 +212,9 @@ def _probe_client(ctx: Context):
                                                                                          "max_attempts": 2})))
 
 
+PROBE_PATH = "runbook-probe"  # verify's request under the base path when the service has no health-check path
+
+
 def _probes(ctx: Context, inv: Inventory) -> dict[str, dict]:
     """End-to-end requests; where the endpoint cannot serve them they are recorded as unavailable, not passed."""
     out: dict[str, dict] = {}
@@ -225,22 +233,17 @@ def _probes(ctx: Context, inv: Inventory) -> dict[str, dict]:
                 message = "HTTP error page"
             out["test_invoke"] = {"unavailable": f"{exc.response['Error'].get('Code')}: {message[:120]}",
                                   "ms": round((time.monotonic() - started) * 1000)}
-    url = f"https://{ctx.params.api.domain_name}/{ctx.params.api.base_path}/"
-    try:
-        socket.getaddrinfo(ctx.params.api.domain_name, 443)
-    except OSError as exc:
-        out["domain_request"] = {"unavailable": f"{ctx.params.api.domain_name} does not resolve here ({exc})",
-                                 "url": url}
+    domain, base_path = ctx.params.api.domain_name, ctx.params.api.base_path
+    # A path the proxy resource serves: the API's root has no method, so API Gateway would answer it 403.
+    path = (ctx.params.service.health_check_path or "").strip("/") or PROBE_PATH
+    url = request_mod.url_for(domain, base_path, path)
+    if (why := request_mod.resolvable(domain)) is not None:
+        out["domain_request"] = {"unavailable": why, "url": url}
         return out
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            out["domain_request"] = {"status": response.status, "url": url}
-    except urllib.error.HTTPError as exc:
-        out["domain_request"] = {"status": exc.code, "url": url}
-    except (urllib.error.URLError, OSError) as exc:
-        out["domain_request"] = {"status": None, "error": str(exc), "url": url}
-    out["domain_request"]["ms"] = round((time.monotonic() - started) * 1000)
+    out["domain_request"] = request_mod.send(domain, base_path, path, timeout=35)
+    from .context import record
+
+    record("request", request_mod.record_of(out["domain_request"]))
     return out
 
 
@@ -690,6 +693,29 @@ def target_group_port(inv: Inventory) -> Result:
                   "" if ok else "a target group's port and type cannot change: destroy and apply again")
 
 
+@check
+def target_group_health_check(inv: Inventory) -> list[Result]:
+    """Each target group's health-check port, protocol and path are what the runbook set."""
+    ctx = SimpleNamespace(params=inv.params)
+    names = {inv.names.target_group(port.host_port) for port in _exposed(inv)}
+    out = []
+    for tg in (t for t in inv.target_groups if t["TargetGroupName"] in names):
+        drift = health_check_drift(ctx, tg)
+        if not drift:
+            out.append(Result("target_group.health_check", "target_group", "pass",
+                              f"{tg['TargetGroupName']} health check {tg.get('HealthCheckProtocol')} on "
+                              f"{tg.get('HealthCheckPort')}" + (f" {tg['HealthCheckPath']}"
+                                                                if tg.get("HealthCheckProtocol") != "TCP" else "")))
+            continue
+        changed = ", ".join(f"{k.removeprefix('HealthCheck')} {cur} (runbook sets {want})"
+                            for k, (cur, want) in drift.items())
+        out.append(Result("target_group.health_check", "target_group", "fail",
+                          f"{tg['TargetGroupName']} health check differs: {changed}",
+                          "the NLB judges targets by a check the runbook did not set: `runbook repair --yes` "
+                          "sets it back"))
+    return out
+
+
 # -- targets --
 
 @check
@@ -1063,12 +1089,30 @@ def end_to_end(inv: Inventory) -> list[Result]:
     elif "unavailable" in request:
         out.append(Result("endpoint.custom_domain", "endpoint", "skip", request["unavailable"]))
     else:
-        ok = request.get("status") is not None and request["status"] < 500 and request["status"] != 403
-        out.append(Result("endpoint.custom_domain", "endpoint", "pass" if ok else "fail",
-                          f"GET {request['url']} -> {request.get('status') or request.get('error')} in "
-                          f"{request.get('ms')} ms",
-                          "" if ok else "403: mapping missing or wrong; 5xx: follow the failing hop above"))
+        # The chain works when the service answered: any status without API Gateway's x-amzn-ErrorType.
+        ok = bool(request.get("service_answered"))
+        by = f" by task {request['answered_by']}" if request.get("answered_by") else ""
+        answer = request.get("status") or request.get("error")
+        if ok:
+            detail = f"GET {request['url']} -> {answer} answered by the service{by} in {request.get('ms')} ms"
+        else:
+            detail = (f"GET {request['url']} -> {answer} decided at hop {request.get('hop')}"
+                      + (f" ({request['error_type']})" if request.get("error_type") else "")
+                      + f" in {request.get('ms')} ms")
+        out.append(Result("endpoint.custom_domain", "endpoint", "pass" if ok else "fail", detail,
+                          "" if ok else _request_remedy(request)))
     return out
+
+
+def _request_remedy(request: dict) -> str:
+    hop, status = request.get("hop"), request.get("status")
+    if hop and hop not in ("endpoint", "network", "service"):
+        return f"fix hop {hop} (its check above says how), then `runbook request` again"
+    if status == 403:
+        return "403 from API Gateway: the base path mapping is missing or points elsewhere"
+    if status is None:
+        return "no HTTP answer: check DNS of the custom domain and the network path to it"
+    return "API Gateway answered instead of the service: follow the failing hop above"
 
 
 # ---- results ---------------------------------------------------------------------------------------------

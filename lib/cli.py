@@ -1,4 +1,4 @@
-"""The `runbook` command: plan, apply, verify, runs, sandbox (see DESIGN.md for the contract)."""
+"""The `runbook` command: plan, apply, verify, runs, request, sandbox (see DESIGN.md for the contract)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def _summary(result) -> str:
         lines.append(f"    ... {len(changes) - 20} more in run.json")
     for check in record.get("checks", []):
         lines.append(f"  check {check['status']:<5} {check['hop']:<16} {check['id']:<24} {check['detail'][:70]}")
+    if (req := record.get("request")) is not None:
+        lines.append(f"  request {req.get('url')} -> {req.get('status')} in {req.get('ms')} ms, hop "
+                     f"{req.get('hop')}" + (f", task {req['answered_by']}" if req.get("answered_by") else ""))
     if record.get("error"):
         lines.append(f"  error: {record['error']}")
     return "\n".join(lines)
@@ -101,6 +104,22 @@ def _sandbox(args) -> int:
         state.unlink(missing_ok=True)
         sandbox.stop()
     return 0
+
+
+def _request(args) -> int:
+    """One request to https://<domain>/<base_path>/<PATH>; exit 0 when the service answered."""
+    from . import request, sandbox_link
+    from .params import load_params
+
+    params = load_params(args.env)
+    owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
+    try:
+        answer = request.send(params.api.domain_name, params.api.base_path, args.path or "", method=args.method)
+        print("\n".join(request.summary(answer)))
+        return 0 if answer["service_answered"] else 1
+    finally:
+        if owned is not None:
+            owned.stop()
 
 
 def _lab(args) -> int:
@@ -308,6 +327,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--empty", action="store_true", help="start without seeding a world")
     p.add_argument("--account-id", help="the account the emulator answers as (default: ENV's account_id)")
     p.set_defaults(func=_sandbox)
+    p = sub.add_parser("request", help="send one request through the custom domain; exit 0 when the service "
+                       "answered, 1 when API Gateway or the network answered")
+    p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
+    p.add_argument("path", nargs="?", default="", help="path under the base path (default: the base path itself)")
+    p.add_argument("--method", default="GET", help="HTTP method (default GET)")
+    p.set_defaults(func=_request)
     p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
     p.add_argument("env", nargs="?", default="local")
     p.set_defaults(func=_lab)

@@ -97,6 +97,13 @@ def _health_check(ctx: Context) -> dict:
     return {"HealthCheckProtocol": "TCP"}
 
 
+def health_check_drift(ctx: Context, tg: dict) -> dict[str, tuple]:
+    """The target group's health-check port, protocol and path that differ from what the runbook sets:
+    {key: (current, desired)}. The check goes to the traffic port: the port each target is registered on."""
+    desired = dict(_health_check(ctx), HealthCheckPort="traffic-port")
+    return {k: (tg.get(k), v) for k, v in desired.items() if k != "Matcher" and tg.get(k) != v}
+
+
 def _protocol(ctx: Context) -> str:
     return "HTTP" if ctx.params.nlb.type == "application" else "TCP"
 
@@ -265,11 +272,13 @@ def _ensure_target_groups(ctx: Context, plan: Plan) -> dict[int, dict]:
                     TargetType=target_type, HealthCheckPort="traffic-port", Tags=names.tag_list(),
                     **health)["TargetGroups"][0]
         else:
-            drift = {k: v for k, v in health.items() if k != "Matcher" and tg.get(k) != v}
+            drift = health_check_drift(ctx, tg)
             if drift:
                 if plan.add(f"target group {name} health check", "update",
-                            {k: tg.get(k) for k in drift}, drift, "health check differs from params"):
-                    aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], **health)
+                            {k: cur for k, (cur, _) in drift.items()}, {k: want for k, (_, want) in drift.items()},
+                            "health check differs from what the runbook sets"):
+                    aws.elbv2.modify_target_group(TargetGroupArn=tg["TargetGroupArn"], HealthCheckPort="traffic-port",
+                                                  **health)
             else:
                 plan.add(f"target group {name}", "none", f"{tg['Protocol']} :{tg['Port']}",
                          f"{protocol} :{port.host_port}", "exists")

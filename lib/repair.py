@@ -36,7 +36,7 @@ OWNER = {
     "vpc_link.quota": None,
     "nlb.exists": "nlb", "nlb.cross_zone": "nlb", "nlb.state": None, "nlb.security_groups": None,
     "listener": "nlb",
-    "target_group.exists": "nlb", "target_group.port": None,
+    "target_group.exists": "nlb", "target_group.port": None, "target_group.health_check": "nlb",
     "targets.registered": "targets", "targets.port": "targets", "targets.az_enabled": "nlb",
     "targets.instances_running": None, "targets.healthy": None,
     "task_definition.ports": "ecs", "task_definition.starts": None,

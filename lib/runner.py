@@ -437,6 +437,9 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
         checks_file = run_dir / "checks.json"
         if checks_file.exists():
             record["checks"] = json.loads(checks_file.read_text())
+        request_file = run_dir / "request.json"  # the custom-domain request verify sent (checks._probes)
+        if request_file.exists():
+            record["request"] = json.loads(request_file.read_text())
         if status == "succeeded" and any(c["status"] == "fail" for c in record["checks"]):
             status = "failed"
         record["status"] = status
