@@ -25,6 +25,26 @@ RETRY_CONFIG = Config(
     connect_timeout=10,
     read_timeout=60,
 )
+# API Gateway's management quotas are per account, fixed and small ("Amazon API Gateway quotas": DeleteRestApi and
+# DeleteVpcLink V2 1 call per 30 s, CreateVpcLink V2 1 per 15 s, CreateDeployment 1 per 5 s, all calls together 10
+# per s), and every runbook process and other tool of the account spends the same budget, so its clients retry
+# throttling far longer than the other services'. Standard mode waits U(0,1) * min(2**(i-1), 20) s before retry i;
+# max_attempts counts retries (41 attempts): 40 retries wait 0.5 * (1+2+4+8+16) + 35 * 10 = 365.5 s on average
+# (std ~34 s, so < 2 min only beyond 7 std): room for the slowest quota with 4 DeleteRestApi callers side by
+# side (the last is served ~90-120 s after the first) and several more (tests/test_profile.py simulates 4 and 8
+# with botocore's own backoff: all served; with 10 retries, 4 never are). Other errors (5xx) keep the 10 retries
+# of every service (_stop_non_throttling_retries). Limit: the standard retry quota lets one client retry ~100
+# throttled calls at once (500 tokens, 5 a retry) before it stops retrying.
+APIGATEWAY_RETRY_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 40}))
+APIGATEWAY_SERVICES = ("apigateway", "apigatewayv2")
+# Error codes botocore's standard mode treats as throttling (a copy of botocore.retries.standard's list; with
+# HTTP 429 they are what counts as a throttled answer).
+THROTTLING_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+}
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Test", "Lookup")
 READ_ONLY_OPERATIONS = {"AssumeRole", "GetCallerIdentity"}
 CALL_LOG_ENV = "RUNBOOK_CALL_LOG"
@@ -36,6 +56,23 @@ _RESOURCE_KEYS = (
     "restApiId", "vpcLinkId", "domainName", "service", "serviceName", "family", "taskDefinition",
     "Name", "name", "Names", "ResourceArns", "resourceArn", "cluster",
 )
+
+
+def _is_throttling(response: Any) -> bool:
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code")
+    return getattr(http, "status_code", 200) == 429 or code in THROTTLING_CODES
+
+
+def _stop_non_throttling_retries(attempts: int, response: Any = None, **_: Any) -> bool | None:
+    """On API Gateway clients, before botocore's retry handler: an answer that is not throttling (5xx, a dropped
+    connection) ends the call after RETRY_CONFIG's retries, as for every other service; False stops the retry."""
+    if attempts <= RETRY_CONFIG.retries["max_attempts"] or (response is not None and _is_throttling(response)):
+        return None
+    if response is not None and response[1] is not None:  # boto3's message then says "reached max retries"
+        metadata = response[1].setdefault("ResponseMetadata", {})
+        metadata.update(MaxAttemptsReached=True, RetryAttempts=attempts - 1)
+    return False
 
 
 def is_mutating(operation: str) -> bool:
@@ -87,6 +124,18 @@ class CallRecorder:
         events.register("before-parameter-build", self._remember_params)
         events.register("after-call", self._after_call)
         events.register("after-call-error", self._after_error)
+        events.register("needs-retry", self._count_throttled)
+
+    @staticmethod
+    def _count_throttled(response: Any = None, request_dict: dict | None = None, **_: Any) -> None:
+        # Emitted after every attempt (the last one too), before botocore decides to retry: counts the throttled
+        # answers of one call in its request context, which after-call receives as `context`. Returns None so
+        # botocore's own retry handler decides.
+        if not response or request_dict is None:
+            return
+        if _is_throttling(response):
+            context = request_dict.get("context", {})
+            context["runbook_throttled"] = context.get("runbook_throttled", 0) + 1
 
     @staticmethod
     def _remember_params(params: dict, context: dict, **_: Any) -> None:
@@ -101,6 +150,9 @@ class CallRecorder:
             "mutating": is_mutating(operation),
             "resource": _resource_of(context.get("runbook_params", {}), parsed or {}),
             "result": result,
+            # attempts after the first, and how many answers were throttling (a call can end throttled)
+            "retries": int((parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)),
+            "throttled": int(context.get("runbook_throttled", 0)),
         }
         with self._lock:
             self.calls.append(entry)
@@ -138,7 +190,13 @@ class Aws:
     def client(self, name: str) -> Any:
         with self._lock:
             if name not in self._clients:
-                self._clients[name] = self.session.client(name, config=self.config)
+                config = self.config.merge(Config(retries=APIGATEWAY_RETRY_CONFIG.retries)) \
+                    if name in APIGATEWAY_SERVICES else self.config
+                client = self.session.client(name, config=config)
+                if name in APIGATEWAY_SERVICES:
+                    service_id = client.meta.service_model.service_id.hyphenize()
+                    client.meta.events.register_first(f"needs-retry.{service_id}", _stop_non_throttling_retries)
+                self._clients[name] = client
             return self._clients[name]
 
     def __getattr__(self, name: str) -> Any:

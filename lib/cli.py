@@ -83,13 +83,23 @@ def _sequence(args) -> int:
 def _sandbox(args) -> int:
     from . import sandbox_link
     from .params import load_params
+    from .sandbox.profile import Profile, current
     from .sandbox.server import start_sandbox
 
     params = load_params(args.env)
     world = None if args.empty else sandbox_link.world_spec_for(params)
-    sandbox = start_sandbox(account_id=args.account_id or params.account_id, region=params.region, world=world)
+    if args.scale is not None and not args.aws_like:
+        print("error: --scale goes with --aws-like", file=sys.stderr)
+        return 2
+    # without --aws-like, RUNBOOK_SANDBOX_PROFILE / RUNBOOK_SANDBOX_SCALE may still ask for the profile
+    profile = Profile(scale=args.scale if args.scale is not None else 1.0) if args.aws_like else None
+    sandbox = start_sandbox(account_id=args.account_id or params.account_id, region=params.region, world=world,
+                            profile=profile)
     state = sandbox_link.announce(sandbox)
     print(f"sandbox running at {sandbox.endpoint} ({'empty' if args.empty else 'seeded for ' + params.environment})")
+    if (active := current()[0]) is not None:
+        print(f"AWS-like profile: {active.latency * 1000:.0f} ms a call, transitions and API Gateway quotas at "
+              f"scale {active.scale:g}")
     print("other `runbook` commands on this machine find it automatically; elsewhere run:")
     for key, value in sandbox.env().items():
         print(f"export {key}={value}")
@@ -326,6 +336,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")
     p.add_argument("--account-id", help="the account the emulator answers as (default: ENV's account_id)")
+    p.add_argument("--aws-like", action="store_true", help="AWS-like profile: 80 ms a call, AWS's transition "
+                   "times and API Gateway's management quotas (429 TooManyRequestsException)")
+    p.add_argument("--scale", type=float, metavar="F", help="with --aws-like: delays and quota periods times F "
+                   "(0.1: ten times faster; default 1, AWS's own)")
     p.set_defaults(func=_sandbox)
     p = sub.add_parser("request", help="send one request through the custom domain; exit 0 when the service "
                        "answered, 1 when API Gateway or the network answered")

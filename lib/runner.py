@@ -369,6 +369,15 @@ def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
     return [r for r in rows if r["result"] == "ok"], [r for r in rows if r["result"] != "ok"]
 
 
+def _api_calls(call_log: Path) -> dict:
+    """run.json's api_calls: the run's AWS calls, how many were mutating, how many answers were throttling and
+    how many attempts boto3 retried (the recorder's per-call counts in calls.jsonl)."""
+    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()] \
+        if call_log.exists() else []
+    return {"total": len(calls), "mutating": sum(bool(c["mutating"]) for c in calls),
+            "throttled": sum(c.get("throttled", 0) for c in calls), "retried": sum(c.get("retries", 0) for c in calls)}
+
+
 def run(command: str, env: str, *, confirm: str | None = None, log_output: bool = False, yes: bool = False,
         notebooks: list[tuple[str, str]] | None = None) -> RunResult:
     """Run a command for one environment and leave runs/<env>/<run-id>/ with run.json."""
@@ -456,6 +465,7 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
             # Done, but the lock stays held: every later run elsewhere is refused, so the run fails, saying why.
             record["status"], record["error"] = "failed", f"runner: could not release the lock: {release_error}"
         record["changes"], record["failed_changes"] = _mutating_calls(call_log)
+        record["api_calls"] = _api_calls(call_log)
         record["finished_at"] = now()
         # The pages first (index.html summarises the record), then the seal: run.json with the hashes of
         # every other file of the run and of the previous record (see audit.py).

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from . import behaviours, faults
+from . import profile as profile_mod
 
 if TYPE_CHECKING:
     from .world import WorldSpec
@@ -31,9 +32,10 @@ class Delays:
     target_healthy: float = 0.5  # after registration, target "initial" -> "healthy"
 
 
-# AWS's transitions scaled down ~60x for benchmarks (benchmarks/run.py): an NLB provisions in ~3 min, a VPC
-# link is PENDING for ~5 min, a fixed-port service takes ~2 min to start tasks and pass health checks.
-AWS_LIKE = Delays(nlb_provisioning=3.0, vpc_link_pending=5.0, task_start=1.0, target_healthy=1.0)
+# AWS's transitions (profile.AWS_DELAYS: an NLB provisions in ~3 min, a VPC link is PENDING for ~5 min, a
+# fixed-port service takes ~2 min to start tasks and pass health checks) scaled down 60x for benchmarks
+# (benchmarks/run.py): the delays alone, without the profile's latency and quotas.
+AWS_LIKE = profile_mod.Profile(scale=1 / 60).delays()
 
 
 class _SandboxSession(boto3.Session):
@@ -130,6 +132,7 @@ def start_sandbox(
     world: WorldSpec | None = None,
     port: int = 0,
     reset: bool = True,
+    profile: profile_mod.Profile | None = None,
 ) -> Sandbox:
     """Start moto on 127.0.0.1 (a free port unless `port` is given), install the missing AWS
     behaviours, reset moto's process-wide state (unless `reset=False`) and seed `world` if given.
@@ -138,7 +141,11 @@ def start_sandbox(
     os.environ["MOTO_ACCOUNT_ID"] = account_id
     # Request logs and the tracebacks of operations moto lacks (TestInvokeMethod) are noise here.
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
-    behaviours.install(delays or Delays())
+    # The AWS-like profile (profile.py): given, or asked for by RUNBOOK_SANDBOX_PROFILE; its delays unless
+    # `delays` are given. Process wide like the delays; None restores the fast default.
+    profile = profile or profile_mod.from_env()
+    behaviours.install(delays or (profile.delays() if profile else Delays()))
+    profile_mod.install(profile)
     if reset:
         from moto.moto_api._internal.models import moto_api_backend
 
