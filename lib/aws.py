@@ -20,7 +20,7 @@ from .params import Params
 # Standard retry mode retries throttling and 5xx with exponential backoff and jitter; API
 # Gateway's control plane throttles hard (a few requests per second), so allow a deep retry.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 10},
+    retries={"mode": "standard", "max_attempts": 10},  # botocore rewrites this dict: see RETRIES
     user_agent_extra="vpclink-runbooks/0.1",
     connect_timeout=10,
     read_timeout=60,
@@ -37,6 +37,7 @@ RETRY_CONFIG = Config(
 # throttled calls at once (500 tokens, 5 a retry) before it stops retrying.
 APIGATEWAY_RETRY_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 40}))
 APIGATEWAY_SERVICES = ("apigateway", "apigatewayv2")
+RETRIES = 10  # RETRY_CONFIG's max_attempts (retries); botocore renames that key once a client uses it
 # Error codes botocore's standard mode treats as throttling (a copy of botocore.retries.standard's list; with
 # HTTP 429 they are what counts as a throttled answer).
 THROTTLING_CODES = {
@@ -67,7 +68,7 @@ def _is_throttling(response: Any) -> bool:
 def _stop_non_throttling_retries(attempts: int, response: Any = None, **_: Any) -> bool | None:
     """On API Gateway clients, before botocore's retry handler: an answer that is not throttling (5xx, a dropped
     connection) ends the call after RETRY_CONFIG's retries, as for every other service; False stops the retry."""
-    if attempts <= RETRY_CONFIG.retries["max_attempts"] or (response is not None and _is_throttling(response)):
+    if attempts <= RETRIES or (response is not None and _is_throttling(response)):
         return None
     if response is not None and response[1] is not None:  # boto3's message then says "reached max retries"
         metadata = response[1].setdefault("ResponseMetadata", {})
