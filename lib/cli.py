@@ -100,6 +100,8 @@ def _sandbox(args) -> int:
     if (active := current()[0]) is not None:
         print(f"AWS-like profile: {active.latency * 1000:.0f} ms a call, transitions and API Gateway quotas at "
               f"scale {active.scale:g}")
+    print(f"front (custom domains and invoke URLs, plain HTTP): {sandbox.front}  e.g. "
+          f"curl -H 'Host: {params.api.domain_name}' {sandbox.front}/{params.api.base_path}/x")
     print("other `runbook` commands on this machine find it automatically; elsewhere run:")
     for key, value in sandbox.env().items():
         print(f"export {key}={value}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
-from vpclink_runbooks import diagram, repair
+from vpclink_runbooks import diagram, repair, request
 from vpclink_runbooks.checks import HOPS
 from vpclink_runbooks.runner import run
 from vpclink_runbooks.sandbox import faults
@@ -179,26 +179,35 @@ class Fault:
     name: str
     inject: Callable[[Chain], None]
     hops: set[str]  # exactly the hops that must fail
+    # What a request through the custom domain meets after the fault, as on AWS (docs/request-outcomes.md):
+    # (status, the hop that decided it); "service" when the service still answers.
+    answer: tuple[int, str] = (200, "service")
     owned: bool = True
     restore: Callable[[Chain], None] | None = None  # for faults repair must leave alone
+
+    @property
+    def failing_hops(self) -> set[str]:
+        """The hops verify fails: the fault's own, and the end-to-end request's when traffic no longer flows."""
+        return self.hops | ({"endpoint"} if self.answer[1] != "service" else set())
 
     def __str__(self) -> str:
         return self.name
 
 
 FAULTS = [
-    Fault("security group rule deleted", delete_security_group_rule, {"security_group"}),
-    Fault("listener port changed", change_listener_port, {"listener"}),
-    Fault("listener forwards to another target group", forward_listener_elsewhere, {"listener"}),
-    Fault("stage variable names another link", point_stage_variable_elsewhere, {"stage"}),
-    Fault("base path mapping deleted", delete_base_path_mapping, {"mapping"}),
-    Fault("mapping moved to another stage", move_mapping_to_another_stage, {"mapping"}),
+    Fault("security group rule deleted", delete_security_group_rule, {"security_group"}, (504, "security_group")),
+    Fault("listener port changed", change_listener_port, {"listener"}, (500, "listener")),
+    Fault("listener forwards to another target group", forward_listener_elsewhere, {"listener"}, (500, "targets")),
+    Fault("stage variable names another link", point_stage_variable_elsewhere, {"stage"}, (500, "stage")),
+    Fault("base path mapping deleted", delete_base_path_mapping, {"mapping"}, (403, "mapping")),
+    Fault("mapping moved to another stage", move_mapping_to_another_stage, {"mapping"}, (500, "stage")),
     Fault("integration changed, stage not redeployed", change_integration_without_redeploying, {"stage"}),
     Fault("integration timeout lowered", lower_integration_timeout, {"integration"}),
     Fault("cross-zone off, targets in one AZ", cross_zone_off_with_targets_in_one_az, {"nlb", "targets"}),
-    Fault("targets deregistered", deregister_targets, {"targets"}),
-    Fault("VPC link FAILED", fail_vpc_link, {"vpc_link"}),
-    Fault("task definition host port changed", change_task_definition_host_port, {"task_definition"}),
+    Fault("targets deregistered", deregister_targets, {"targets"}, (500, "targets")),
+    Fault("VPC link FAILED", fail_vpc_link, {"vpc_link"}, (500, "vpc_link")),
+    Fault("task definition host port changed", change_task_definition_host_port, {"task_definition"},
+          (504, "security_group")),
     Fault("deployment configuration cannot roll", make_deployments_stall, {"service"}),
     Fault("instance stopped", stop_instance, {"targets"}, owned=False, restore=start_instance),
 ]
@@ -224,14 +233,21 @@ def test_healthy_chain_passes_every_check_and_opens_with_the_verdict(applied):
     assert result.exit_code == 0 and rec["status"] == "succeeded", failing(rec)
     statuses = {c["id"]: c["status"] for c in rec["checks"]}
     not_passed = {i: s for i, s in statuses.items() if s != "pass"}
-    assert set(not_passed) == {"endpoint.test_invoke", "endpoint.custom_domain"}, not_passed
-    assert all(c["detail"] for c in rec["checks"] if c["status"] == "skip")  # each skip gives its reason
+    assert not_passed == {}, not_passed  # the end-to-end request and TestInvokeMethod pass for real
+    assert rec["request"]["status"] == 200 and rec["request"]["hop"] == "service" and rec["request"]["answered_by"]
+    answer = through_the_domain()
+    assert answer["status"] == 200 and json.loads(answer["body"])["container_port"] == 8080, answer
     assert {c["hop"] for c in rec["checks"]} == set(HOPS)
     for c in rec["checks"]:  # every check knows whether repair owns its fix
         assert c["id"] in repair.OWNER or c["id"].split(".")[0] in repair.OWNER, c["id"]
     first = first_output_after_header(result)
     assert "VERIFIED" in first["data"]["text/plain"] and "#137333" in first["data"]["text/html"]
     assert record(run("repair", LOCAL))["changes"] == []
+
+
+def through_the_domain() -> dict:
+    """One request through the custom domain, as `runbook request local x` sends it."""
+    return request.send(DOMAIN, "orders", "x")
 
 
 def first_output_after_header(result) -> dict:
@@ -245,12 +261,15 @@ def first_output_after_header(result) -> dict:
 def test_fault_is_named_at_its_hop_and_repaired(applied, fault):
     chain = applied
     fault.inject(chain)
+    answer = through_the_domain()
+    assert (answer["status"], answer["hop"]) == fault.answer, answer
+    assert answer["service_answered"] == (fault.answer[1] == "service")
 
     broken = run("verify", LOCAL)
     rec = record(broken)
     bad = failing(rec)
     assert broken.exit_code == 1 and rec["status"] == "failed"
-    assert {c["hop"] for c in bad} == fault.hops, bad
+    assert {c["hop"] for c in bad} == fault.failing_hops, bad
     assert all(c["detail"] and c["remedy"] for c in bad)
     first_hop = next(h for h in HOPS if h in fault.hops)
     verdict = first_output_after_header(broken)
@@ -268,12 +287,14 @@ def test_fault_is_named_at_its_hop_and_repaired(applied, fault):
         assert fixed_rec["changes"], rows
         assert all(c["status"] != "fail" for c in fixed_rec["checks"])  # run.json: the state after the repair
         assert run("verify", LOCAL).exit_code == 0
+        assert through_the_domain()["status"] == 200  # the service answers again
     else:
         assert fixed.exit_code == 1 and fixed_rec["changes"] == [], fixed_rec["changes"]
         explained = [r for r in rows if r["action"] == "none" and "not the runbook's" in r["why"]]
         assert explained and all(r["action"] == "none" for r in rows), rows
         fault.restore(chain)
         assert run("verify", LOCAL).exit_code == 0
+        assert through_the_domain()["status"] == 200
 
 
 def test_repair_without_yes_plans_and_changes_nothing(applied):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from . import behaviours, faults
+from . import behaviours, faults, standins
 from . import profile as profile_mod
 
 if TYPE_CHECKING:
@@ -113,6 +113,7 @@ class Sandbox:
         if self._front is not None:
             self._front.stop()
             self._front = None
+        standins.stop_all()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -151,6 +152,7 @@ def start_sandbox(
 
         with behaviours.LOCK:
             moto_api_backend.reset()
+        standins.stop_all()  # the stand-ins of the state just reset must not outlive it
     server = _make_server_class()(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, real_port = server.get_host_and_port()
