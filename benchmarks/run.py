@@ -220,7 +220,7 @@ def measure_floor(runs: int, workdir: Path) -> dict:
     no run record, no HTML page. The runbook's verify cannot be faster than this."""
     import nbformat
 
-    from vpclink_runbooks.runner import _warm_up_code
+    from vpclink_runbooks.run.runner import _warm_up_code
 
     source = workdir / "floor.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_warm_up_code("50_verify"))],

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import RunbookError
+from vpclink_runbooks.errors import RunbookError
 
 
 def _summary(result) -> str:
@@ -42,11 +42,11 @@ def _summary(result) -> str:
 
 
 def _run(args) -> int:
-    from .runner import run
+    from vpclink_runbooks.run.runner import run
 
     if isinstance(args.env, list):  # apply takes several environments
         if len(args.env) > 1:
-            from .runner import run_many
+            from vpclink_runbooks.run.runner import run_many
 
             return run_many(args.env, parallel=args.parallel, confirm=args.confirm, log_output=args.log_output)
         args.env = args.env[0]
@@ -58,9 +58,9 @@ def _run(args) -> int:
 
 def _sequence(args) -> int:
     """Several commands over one sandbox (what `make run` does): plan, apply, verify."""
-    from . import sandbox_link
-    from .params import load_params
-    from .runner import run
+    from vpclink_runbooks import sandbox_link
+    from vpclink_runbooks.params import load_params
+    from vpclink_runbooks.run.runner import run
 
     params = load_params(args.env)
     owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
@@ -81,10 +81,10 @@ def _sequence(args) -> int:
 
 
 def _sandbox(args) -> int:
-    from . import sandbox_link
-    from .params import load_params
-    from .sandbox.profile import Profile, current
-    from .sandbox.server import start_sandbox
+    from vpclink_runbooks import sandbox_link
+    from vpclink_runbooks.params import load_params
+    from vpclink_runbooks.sandbox.profile import Profile, current
+    from vpclink_runbooks.sandbox.server import start_sandbox
 
     params = load_params(args.env)
     world = None if args.empty else sandbox_link.world_spec_for(params)
@@ -120,8 +120,8 @@ def _sandbox(args) -> int:
 
 def _request(args) -> int:
     """One request to https://<domain>/<base_path>/<PATH>; exit 0 when the service answered."""
-    from . import request, sandbox_link
-    from .params import load_params
+    from vpclink_runbooks import request, sandbox_link
+    from vpclink_runbooks.params import load_params
 
     params = load_params(args.env)
     owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
@@ -135,10 +135,10 @@ def _request(args) -> int:
 
 
 def _lab(args) -> int:
-    from . import sandbox_link
-    from .params import load_params
-    from .runner import NOTEBOOKS
-    from .sandbox.server import start_sandbox
+    from vpclink_runbooks import sandbox_link
+    from vpclink_runbooks.params import load_params
+    from vpclink_runbooks.run.runner import NOTEBOOKS
+    from vpclink_runbooks.sandbox.server import start_sandbox
 
     params = load_params(args.env)
     sandbox = None
@@ -170,9 +170,10 @@ def _lab(args) -> int:
 
 def _unlock(args) -> int:
     """Show who holds the environment's lock; with --force, break it (for a run that died)."""
-    from . import aws as aws_mod
-    from . import lock, sandbox_link
-    from .params import load_params
+    from vpclink_runbooks import sandbox_link
+    from vpclink_runbooks.aws import session as aws_mod
+    from vpclink_runbooks.params import load_params
+    from vpclink_runbooks.run import lock
 
     params = load_params(args.env)
     if params.sandbox:
@@ -195,7 +196,7 @@ def _unlock(args) -> int:
 
 def _runs_env(env: str | None):
     """ENV of `runbook runs`: an environment name (runs/<name>/) or a params file; returns (name, params or None)."""
-    from .params import load_params, resolve_params_path
+    from vpclink_runbooks.params import load_params, resolve_params_path
 
     if env is None:
         return None, None
@@ -209,8 +210,8 @@ def _s3_client(params):
     """S3 through boto3's standard configuration; the params' profile/role/region (and sandbox) when given."""
     import boto3
 
-    from . import aws as aws_mod
-    from . import sandbox_link
+    from vpclink_runbooks import sandbox_link
+    from vpclink_runbooks.aws import session as aws_mod
 
     if params is None:
         return boto3.Session().client("s3", config=aws_mod.RETRY_CONFIG)
@@ -220,8 +221,8 @@ def _s3_client(params):
 
 
 def _runs(args) -> int:
-    from . import audit
-    from .runner import runs_root
+    from vpclink_runbooks.run import audit
+    from vpclink_runbooks.run.runner import runs_root
 
     root = runs_root()
     env, params = _runs_env(args.env)
@@ -268,8 +269,8 @@ def _runs(args) -> int:
 
 def _policy(args) -> int:
     """Print the least-privilege IAM policy for plan, apply, verify, repair and destroy of ENV."""
-    from . import policy
-    from .params import load_params
+    from vpclink_runbooks import policy
+    from vpclink_runbooks.params import load_params
 
     document = policy.policy_document(load_params(args.env), wildcard_resources=args.any_resource)
     print(json.dumps(document, indent=2))
@@ -278,7 +279,7 @@ def _policy(args) -> int:
 
 def _export(args) -> int:
     """Write Terraform import blocks and resources for what the runbook created (read-only)."""
-    from .export import export
+    from vpclink_runbooks.export import export
 
     result, out = export(args.env, args.out, args.format)
     print(result.summary(out))

@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from . import aws as aws_mod
-from . import sandbox_link
-from .errors import ParamsError
-from .names import Names
-from .params import Params, load_raw, parse_params
+from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.errors import ParamsError
+from vpclink_runbooks.names import Names
+from vpclink_runbooks.params import Params, load_raw, parse_params
 
 # "repair-plan" and "repair" are modes of the verify notebook: plan the repair, or make it.
 MODES = ("plan", "apply", "repair-plan", "repair")

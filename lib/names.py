@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .params import Params, target_group_suffix
+from vpclink_runbooks.params import Params, target_group_suffix
 
 MANAGED_BY = "vpclink-runbooks"
 TAG_ENV = "runbook:environment"

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ParamsError
+from vpclink_runbooks.errors import ParamsError
 
 # ECS dynamic host ports and the Linux ephemeral range: a fixed host port there collides with
 # the ports Docker and the kernel hand out, so the task would fail to start at random.

@@ -32,7 +32,7 @@ class Plan:
 
     def frame(self) -> pd.DataFrame:
         """The rows as a table; also handed to the runner, so run.json lists every planned row."""
-        from .context import append_record
+        from vpclink_runbooks.context import append_record
 
         append_record("plan", [asdict(r) for r in self.rows])
         return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)

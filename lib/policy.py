@@ -7,14 +7,14 @@ import json
 import re
 from functools import cache
 
-from .errors import RunbookError
-from .lock import parameter_name
-from .names import Names
-from .params import Params
+from vpclink_runbooks.errors import RunbookError
+from vpclink_runbooks.names import Names
+from vpclink_runbooks.params import Params
+from vpclink_runbooks.run.lock import parameter_name
 
 # Every module whose code calls AWS; each declares the IAM actions it calls in PERMISSIONS, next to its code.
-STEP_MODULES = ("inspect_vpc", "loadbalancer", "vpclink", "ecs_service", "routes", "checks", "repair", "destroy",
-                "lock", "export")
+STEP_MODULES = ("steps.inspect", "steps.load_balancer", "steps.vpc_link", "steps.ecs_service", "steps.api", "checks",
+                "repair", "steps.destroy", "run.lock", "export")
 # boto3 service name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "apigatewayv2": "apigateway"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
@@ -138,7 +138,7 @@ def _variables(params: Params) -> dict[str, str]:
 
 
 def _execution_role_name() -> str:
-    from .ecs_service import DEFAULT_EXECUTION_ROLE
+    from vpclink_runbooks.steps.ecs_service import DEFAULT_EXECUTION_ROLE
 
     return DEFAULT_EXECUTION_ROLE
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field, replace
 
-from . import checks, ecs_service, loadbalancer, routes, vpclink
-from .checks import Inventory, Result
-from .context import Context
-from .errors import PreflightRefused
-from .inspect_vpc import discover
-from .plan import Plan, Row
+from vpclink_runbooks import checks
+from vpclink_runbooks.checks import Inventory, Result
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import PreflightRefused
+from vpclink_runbooks.plan import Plan, Row
+from vpclink_runbooks.steps import api as routes
+from vpclink_runbooks.steps import ecs_service
+from vpclink_runbooks.steps import load_balancer as loadbalancer
+from vpclink_runbooks.steps import vpc_link as vpclink
+from vpclink_runbooks.steps.inspect import discover
 
 PERMISSIONS = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
                "elasticloadbalancing:DescribeTargetHealth"]
@@ -220,8 +224,8 @@ class After:
     def _repr_html_(self) -> str:
         parts = [f"<p><b>{html.escape(self.note)}</b></p>", self.verdict._repr_html_()]
         if self.reverified:
-            from . import pathview
-            from .report import styled
+            from vpclink_runbooks.present import pathview
+            from vpclink_runbooks.present.report import styled
 
             parts += [pathview.live(self.inventory, self.results)._repr_html_(),
                       styled(checks.table(self.results)).to_html()]

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from . import sandbox_link
+from vpclink_runbooks import sandbox_link
 
 CONNECT_TO_ENV = "RUNBOOK_CONNECT_TO"
 BODY_LIMIT = 2000

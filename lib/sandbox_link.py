@@ -7,8 +7,8 @@ import os
 import urllib.request
 from pathlib import Path
 
-from .errors import RunbookError
-from .params import Params
+from vpclink_runbooks.errors import RunbookError
+from vpclink_runbooks.params import Params
 
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -57,8 +57,8 @@ def use_running_sandbox() -> str:
 
 
 def world_spec_for(params: Params):
-    from .sandbox.ecs_tasks import ecr_image
-    from .sandbox.world import WorldSpec
+    from vpclink_runbooks.sandbox.ecs_tasks import ecr_image
+    from vpclink_runbooks.sandbox.world import WorldSpec
 
     other = "users" if params.api.base_path != "users" else "accounts"
     # the world holds what the params' tasks resolve at start (ECS stops a task whose secret or image is missing)
@@ -90,7 +90,7 @@ def ensure_sandbox(params: Params):
     if state is not None:
         export(state["env"])
         return None
-    from .sandbox.server import start_sandbox
+    from vpclink_runbooks.sandbox.server import start_sandbox
 
     sandbox = start_sandbox(account_id=params.account_id, region=params.region, world=world_spec_for(params))
     export(sandbox.env())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import py_compile
 
-from vpclink_runbooks.runner import COMMANDS, NEEDS
+from vpclink_runbooks.run.runner import COMMANDS, NEEDS
 
 from .conftest import ROOT
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vpclink_runbooks.cli import main
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT, write_params
 

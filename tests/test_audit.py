@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vpclink_runbooks import audit
 from vpclink_runbooks.cli import main
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run import audit
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import run as bench
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 from .lifecycle import LOCAL, counts, record
@@ -114,18 +114,18 @@ def test_apply_of_several_environments_refuses_bad_input_before_any_run(tmp_path
 def test_a_reused_kernel_keeps_no_names_from_the_previous_notebook():
     import asyncio
 
-    from vpclink_runbooks import runner
+    from vpclink_runbooks.run import runner
 
     pool = runner.KernelPool(["40_api", "50_verify"], size=1)
     try:
         km = pool.take("40_api")
-        asyncio.run(runner._send(km, "leftover = 1\nimport vpclink_runbooks.routes", wait_reply=True))
+        asyncio.run(runner._send(km, "leftover = 1\nimport vpclink_runbooks.steps.api", wait_reply=True))
         pool.give_back(km, succeeded=True)
         again = pool.take("50_verify")
         assert again is km  # reused, not restarted
         with pytest.raises(RuntimeError, match="NameError"):
             asyncio.run(runner._send(again, "leftover", wait_reply=True))
-        asyncio.run(runner._send(again, "assert 'vpclink_runbooks.routes' in __import__('sys').modules",
+        asyncio.run(runner._send(again, "assert 'vpclink_runbooks.steps.api' in __import__('sys').modules",
                                  wait_reply=True))  # imported modules stay loaded
         pool.give_back(again, succeeded=True)
     finally:

@@ -20,8 +20,8 @@ import nbformat
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from vpclink_runbooks.runner import NOTEBOOKS
-from vpclink_runbooks.runner import run as run_command
+from vpclink_runbooks.run.runner import NOTEBOOKS
+from vpclink_runbooks.run.runner import run as run_command
 
 from .chromium import browser, require_chromium, screenshot_path
 from .conftest import ROOT

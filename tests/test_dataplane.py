@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vpclink_runbooks.cli import main
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import write_params
 from .lifecycle import LOCAL, counts, owned, record, world

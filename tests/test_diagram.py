@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vpclink_runbooks.diagram import PALETTE, Hop, PathDiagram, Target, path_diagram
+from vpclink_runbooks.present.diagram import PALETTE, Hop, PathDiagram, Target, path_diagram
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -196,8 +196,8 @@ def test_status_is_case_insensitive_and_highlight_must_be_a_hop_id():
 
 
 def test_check_hop_names_are_accepted_and_errors_join_the_runbook_hierarchy():
-    from vpclink_runbooks.diagram import DiagramInputError
     from vpclink_runbooks.errors import RunbookError
+    from vpclink_runbooks.present.diagram import DiagramInputError
 
     svg = path_diagram([Hop("mapping", "Custom domain", "api.example.com/orders", status="fail")], [],
                        highlight="mapping").svg

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 
-from vpclink_runbooks import diagram, repair, request
+from vpclink_runbooks import repair, request
 from vpclink_runbooks.checks import HOPS
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.present import diagram
+from vpclink_runbooks.run.runner import run
 from vpclink_runbooks.sandbox import faults
 
 from .conftest import ROOT

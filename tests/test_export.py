@@ -17,7 +17,7 @@ from hcl2 import SerializationOptions
 from vpclink_runbooks import export as export_mod
 from vpclink_runbooks import policy
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 

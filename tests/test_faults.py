@@ -3,7 +3,7 @@ fails the step with a message naming the call; a re-run then converges."""
 
 from __future__ import annotations
 
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 from vpclink_runbooks.sandbox.faults import server_error, throttle
 
 from .lifecycle import LOCAL, counts, record

@@ -7,12 +7,12 @@ import json
 import boto3
 import pytest
 
-from vpclink_runbooks import aws as aws_mod
 from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import session as aws_mod
 from vpclink_runbooks.cli import main
 from vpclink_runbooks.errors import GuardRefused
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT, write_params
 

@@ -26,7 +26,7 @@ import requests
 
 from vpclink_runbooks.params import load_params
 from vpclink_runbooks.policy import policy_document
-from vpclink_runbooks.runner import notebooks_for, run
+from vpclink_runbooks.run.runner import notebooks_for, run
 from vpclink_runbooks.sandbox import behaviours
 from vpclink_runbooks.sandbox.server import _SandboxSession
 

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from vpclink_runbooks import lock
 from vpclink_runbooks.cli import main
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run import lock
+from vpclink_runbooks.run.runner import run
 
 from .lifecycle import LOCAL, LOCK_PARAMETER, counts, kill, record, start, wait_for
 

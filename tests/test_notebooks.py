@@ -11,8 +11,8 @@ import nbformat
 import papermill
 import pytest
 
-from vpclink_runbooks.runner import NOTEBOOKS
-from vpclink_runbooks.runner import run as run_command
+from vpclink_runbooks.run.runner import NOTEBOOKS
+from vpclink_runbooks.run.runner import run as run_command
 
 from .conftest import ROOT
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 from vpclink_runbooks.sandbox.world import WorldSpec, seed_world
 
 from .conftest import ROOT

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vpclink_runbooks.runner import run as run_command
+from vpclink_runbooks.run.runner import run as run_command
 
 from .chromium import browser, screenshot_path
 from .conftest import ROOT

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from vpclink_runbooks.runner import NOTEBOOKS, run
+from vpclink_runbooks.run.runner import NOTEBOOKS, run
 
 from .conftest import ROOT
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from vpclink_runbooks import aws as aws_mod
 from vpclink_runbooks import cli, sandbox_link
+from vpclink_runbooks.aws import session as aws_mod
 from vpclink_runbooks.errors import GuardRefused, ParamsError
 from vpclink_runbooks.params import load_params, parse_params
-from vpclink_runbooks.runner import check_protected
+from vpclink_runbooks.run.runner import check_protected
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 from vpclink_runbooks.sandbox.behaviours import set_vpc_link_v2_status
 
 from .conftest import write_params
@@ -255,8 +255,8 @@ def test_fargate_behind_alb_and_missing_integration_target(sandbox, tmp_path):
 
 
 def test_inspect_recommends_a_path_with_reasons(sandbox, tmp_path):
-    from vpclink_runbooks import inspect_vpc
     from vpclink_runbooks.context import begin
+    from vpclink_runbooks.steps import inspect as inspect_vpc
 
     def recommend(**changes):
         path = write_params(tmp_path, sandbox=False, **changes)

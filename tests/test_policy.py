@@ -8,10 +8,11 @@ import re
 import boto3
 import pytest
 
-from vpclink_runbooks import lock, policy
+from vpclink_runbooks import policy
 from vpclink_runbooks.cli import main
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run import lock
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 

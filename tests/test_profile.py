@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
-from vpclink_runbooks import aws as aws_mod
+from vpclink_runbooks.aws import session as aws_mod
 from vpclink_runbooks.sandbox import profile as profile_mod
 from vpclink_runbooks.sandbox.profile import Profile, Quota, Throttle
 from vpclink_runbooks.sandbox.server import AWS_LIKE, Delays, start_sandbox

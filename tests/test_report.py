@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from vpclink_runbooks.report import (
+from vpclink_runbooks.present.report import (
     RemoteAssetError,
     export_html,
     remote_references,
@@ -133,8 +133,8 @@ def executed_notebook(tmp_path_factory):
         ),
         nbformat.v4.new_code_cell(
             "import pandas as pd\n"
-            "from vpclink_runbooks.diagram import Hop, Target, path_diagram\n"
-            "from vpclink_runbooks.report import styled"
+            "from vpclink_runbooks.present.diagram import Hop, Target, path_diagram\n"
+            "from vpclink_runbooks.present.report import styled"
         ),
         nbformat.v4.new_code_cell(
             "path_diagram([Hop('nlb', 'Load balancer', 'orders-nlb', status='pass'),\n"

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from vpclink_runbooks import cli, request
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT, write_params
 

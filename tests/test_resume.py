@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .lifecycle import LOCAL, calls, counts, kill, new_run_dir, owned, record, runs_dir, start, wait_for
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from vpclink_runbooks import sandbox_link
 from vpclink_runbooks.params import load_params
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 from .lifecycle import LOCAL, record

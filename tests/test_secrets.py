@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vpclink_runbooks.cli import main
-from vpclink_runbooks.runner import run
+from vpclink_runbooks.run.runner import run
 
 from .conftest import write_params
 

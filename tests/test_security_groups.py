@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vpclink_runbooks.ecs_service import instance_security_groups
 from vpclink_runbooks.errors import PreflightRefused
-from vpclink_runbooks.inspect_vpc import World
+from vpclink_runbooks.steps.ecs_service import instance_security_groups
+from vpclink_runbooks.steps.inspect import World
 
 
 def world(*groups: list[str], state: str = "running") -> World:

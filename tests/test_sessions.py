@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vpclink_runbooks import aws as aws_mod
+from vpclink_runbooks.aws import session as aws_mod
 
 
 def test_sessions_share_parsed_models_but_not_credentials_or_region():

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import audit, sandbox_link
-from . import aws as aws_mod
-from . import lock as lock_mod
-from .errors import GuardRefused, ParamsError, RunbookError
-from .params import Params, load_params, resolve_params_path
+from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.errors import GuardRefused, ParamsError, RunbookError
+from vpclink_runbooks.params import Params, load_params, resolve_params_path
+from vpclink_runbooks.run import audit
+from vpclink_runbooks.run import lock as lock_mod
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 STEP_NOTEBOOKS = ["10_nlb", "20_vpc_link", "30_ecs_service", "40_api"]
 COMMANDS: dict[str, list[tuple[str, str]]] = {
@@ -284,7 +285,7 @@ def _warm_up_runner() -> None:
     """Import papermill and the page exporter in the background while the run checks the account and locks."""
     def imports() -> None:
         _import_papermill()
-        from . import report
+        from vpclink_runbooks.present import report
 
         report.offline_exporter()
 
@@ -351,7 +352,7 @@ def _export_page(notebook: Path) -> None:
     if not notebook.exists():
         return
     try:
-        from . import report
+        from vpclink_runbooks.present import report
 
         report.export_html(notebook)
     except (ImportError, OSError, ValueError) as exc:
@@ -539,7 +540,7 @@ def _release(lock: lock_mod.Lock) -> str | None:
 def _write_pages(run_dir: Path, record: dict) -> None:
     """Offline HTML pages of the run; a failure here never hides the run's own result."""
     try:
-        from . import report
+        from vpclink_runbooks.present import report
 
         for step in record["steps"]:  # each step's page was written when it finished (see _run_steps)
             notebook = run_dir / step["notebook"]

@@ -3,11 +3,11 @@ subnets with the runbook's own security group; the REST integration names the lo
 
 from __future__ import annotations
 
-from . import waits
-from .context import Context
-from .errors import StepFailed
-from .loadbalancer import find_load_balancer, find_security_group, link_security_group
-from .plan import Plan
+from vpclink_runbooks.aws import waits
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import StepFailed
+from vpclink_runbooks.plan import Plan
+from vpclink_runbooks.steps.load_balancer import find_load_balancer, find_security_group, link_security_group
 
 # apigatewayv2's VPC link calls are authorized as apigateway:GET/POST/DELETE on /v2/vpclinks paths.
 PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:DELETE", "elasticloadbalancing:DescribeLoadBalancers",

@@ -17,14 +17,14 @@ import time
 
 from botocore.exceptions import ClientError
 
-from . import waits
-from .context import Context
-from .ecs_service import describe_service
-from .loadbalancer import owned_target_groups
-from .names import TAG_ENV
-from .plan import Plan
-from .routes import owned_rest_apis
-from .vpclink import owned_links, owned_links_v2
+from vpclink_runbooks.aws import waits
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.names import TAG_ENV
+from vpclink_runbooks.plan import Plan
+from vpclink_runbooks.steps.api import owned_rest_apis
+from vpclink_runbooks.steps.ecs_service import describe_service
+from vpclink_runbooks.steps.load_balancer import owned_target_groups
+from vpclink_runbooks.steps.vpc_link import owned_links, owned_links_v2
 
 PERMISSIONS = [
     "apigateway:GET", "apigateway:DELETE",

@@ -19,9 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import GuardRefused
-from .names import Names
-from .params import Params
+from vpclink_runbooks.errors import GuardRefused
+from vpclink_runbooks.names import Names
+from vpclink_runbooks.params import Params
 
 PERMISSIONS = ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"]
 

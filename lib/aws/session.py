@@ -14,8 +14,8 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from .errors import GuardRefused
-from .params import Params
+from vpclink_runbooks.errors import GuardRefused
+from vpclink_runbooks.params import Params
 
 # Standard retry mode retries throttling and 5xx with exponential backoff and jitter; API
 # Gateway's control plane throttles hard (a few requests per second), so allow a deep retry.

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from . import waits
-from .context import Context
-from .errors import PreflightRefused, StepFailed, WaitTimedOut
-from .inspect_vpc import World, placeable_instances, rollout_problem
-from .loadbalancer import (
+from vpclink_runbooks.aws import waits
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import PreflightRefused, StepFailed, WaitTimedOut
+from vpclink_runbooks.plan import Plan
+from vpclink_runbooks.steps.inspect import World, placeable_instances, rollout_problem
+from vpclink_runbooks.steps.load_balancer import (
     EPHEMERAL_RANGE,
     desired_subnets,
     ensure_ingress,
@@ -19,7 +20,6 @@ from .loadbalancer import (
     find_security_group,
     owned_target_groups,
 )
-from .plan import Plan
 
 PERMISSIONS = [
     "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:DescribeServices", "ecs:CreateService",
@@ -161,7 +161,7 @@ def link_subnet_cidrs(ctx: Context, world: World) -> list[str]:
     """Where a V2 link's interfaces send from (an NLB keeps the client IP for instance targets)."""
     if ctx.params.vpc_link.version != 2:
         return []
-    from .vpclink import link_subnets
+    from vpclink_runbooks.steps.vpc_link import link_subnets
 
     subnet_ids = link_subnets(ctx, find_load_balancer(ctx)) or desired_subnets(ctx, world)
     return sorted(s["cidr"] for s in world.subnets if s["subnet_id"] in subnet_ids)

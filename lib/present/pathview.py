@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .checks import Inventory, Result, first_broken_hop
-from .context import Context
-from .diagram import Hop, Target, path_diagram
-from .inspect_vpc import World
-from .loadbalancer import desired_subnets
+from vpclink_runbooks.checks import Inventory, Result, first_broken_hop
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.present.diagram import Hop, Target, path_diagram
+from vpclink_runbooks.steps.inspect import World
+from vpclink_runbooks.steps.load_balancer import desired_subnets
 
 
 def planned(ctx: Context, world: World):

@@ -14,20 +14,10 @@ import pandas as pd
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import request as request_mod
-from .aws import RETRY_CONFIG
-from .context import Context
-from .ecs_service import find_service, owned_rules
-from .inspect_vpc import VPC_LINK_QUOTA, World, discover, placeable_instances, rollout_problem
-from .loadbalancer import (
-    EPHEMERAL_RANGE,
-    exposed_ports,
-    find_load_balancer,
-    find_security_group,
-    health_check_drift,
-    owned_target_groups,
-)
-from .routes import (
+from vpclink_runbooks import request as request_mod
+from vpclink_runbooks.aws.session import RETRY_CONFIG
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.steps.api import (
     FINGERPRINT_PREFIX,
     INTEGRATION_TIMEOUT_MS,
     PROXY_PATH,
@@ -35,7 +25,17 @@ from .routes import (
     find_rest_api,
     fingerprint,
 )
-from .vpclink import find_link
+from vpclink_runbooks.steps.ecs_service import find_service, owned_rules
+from vpclink_runbooks.steps.inspect import VPC_LINK_QUOTA, World, discover, placeable_instances, rollout_problem
+from vpclink_runbooks.steps.load_balancer import (
+    EPHEMERAL_RANGE,
+    exposed_ports,
+    find_load_balancer,
+    find_security_group,
+    health_check_drift,
+    owned_target_groups,
+)
+from vpclink_runbooks.steps.vpc_link import find_link
 
 PERMISSIONS = ["apigateway:GET", "apigateway:POST", "elasticloadbalancing:DescribeLoadBalancers",
                "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeLoadBalancerAttributes",
@@ -241,7 +241,7 @@ def _probes(ctx: Context, inv: Inventory) -> dict[str, dict]:
         out["domain_request"] = {"unavailable": why, "url": url}
         return out
     out["domain_request"] = request_mod.send(domain, base_path, path, timeout=35)
-    from .context import record
+    from vpclink_runbooks.context import record
 
     record("request", request_mod.record_of(out["domain_request"]))
     return out
@@ -1183,7 +1183,7 @@ def verdict(results: list[Result]) -> Verdict:
 
 def save(results: list[Result]) -> Verdict:
     """Hand the results to the runner (run.json checks) and return the verdict."""
-    from .context import record
+    from vpclink_runbooks.context import record
 
     record("checks", [r.__dict__ for r in results])
     return verdict(results)

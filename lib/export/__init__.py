@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import aws as aws_mod
-from . import sandbox_link
-from .checks import _ignore_missing
-from .context import Context
-from .destroy import _domain_mappings, _load_balancer, _owned_groups
-from .ecs_service import find_service
-from .errors import RunbookError, StepFailed
-from .loadbalancer import owned_target_groups
-from .names import Names
-from .params import Params, load_params
-from .routes import _get_integration, _proxy_resource, owned_rest_apis
-from .vpclink import owned_links, owned_links_v2
+from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.checks import _ignore_missing
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import RunbookError, StepFailed
+from vpclink_runbooks.names import Names
+from vpclink_runbooks.params import Params, load_params
+from vpclink_runbooks.steps.api import _get_integration, _proxy_resource, owned_rest_apis
+from vpclink_runbooks.steps.destroy import _domain_mappings, _load_balancer, _owned_groups
+from vpclink_runbooks.steps.ecs_service import find_service
+from vpclink_runbooks.steps.load_balancer import owned_target_groups
+from vpclink_runbooks.steps.vpc_link import owned_links, owned_links_v2
 
 PERMISSIONS = [
     "sts:GetCallerIdentity",

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from . import waits
-from .context import Context
-from .errors import StepFailed
-from .inspect_vpc import World
-from .plan import Plan
+from vpclink_runbooks.aws import waits
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import StepFailed
+from vpclink_runbooks.plan import Plan
+from vpclink_runbooks.steps.inspect import World
 
 PERMISSIONS = [
     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",

@@ -11,7 +11,7 @@ from botocore.exceptions import WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
 from tqdm import tqdm
 
-from .errors import WaitTimedOut
+from vpclink_runbooks.errors import WaitTimedOut
 
 POLL_SECONDS = 1
 # API Gateway has no VPC link waiters; these use botocore's own waiter machinery.

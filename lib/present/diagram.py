@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .errors import RunbookError
+from vpclink_runbooks.errors import RunbookError
 
 HOP_IDS = (
     "domain",

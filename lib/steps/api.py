@@ -8,11 +8,11 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from .context import Context
-from .errors import PreflightRefused, StepFailed
-from .loadbalancer import find_load_balancer
-from .plan import Plan
-from .vpclink import find_link
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import PreflightRefused, StepFailed
+from vpclink_runbooks.plan import Plan
+from vpclink_runbooks.steps.load_balancer import find_load_balancer
+from vpclink_runbooks.steps.vpc_link import find_link
 
 PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE",
                "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]

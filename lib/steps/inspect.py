@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from .context import Context
-from .errors import PreflightRefused
+from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import PreflightRefused
 
 # IAM actions this module calls (the operator policy is generated from these declarations).
 PERMISSIONS = [

@@ -15,7 +15,7 @@ import jinja2
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .errors import RunbookError
+from vpclink_runbooks.errors import RunbookError
 
 if TYPE_CHECKING:  # nbconvert and nbformat take seconds to import; every notebook imports styled()
     from nbconvert import HTMLExporter

@@ -1,0 +1,1 @@
+"""The AWS access layer: session, call recorder, retries and waits."""

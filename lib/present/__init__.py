@@ -1,0 +1,1 @@
+"""Presenting results: tables, the path diagram, the path view."""

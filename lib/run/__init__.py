@@ -1,0 +1,1 @@
+"""Running commands: the runner, its lock and its audit record."""

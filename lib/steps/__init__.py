@@ -1,0 +1,1 @@
+"""The steps: what each notebook converges, and how it waits."""
