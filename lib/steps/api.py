@@ -8,6 +8,17 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from vpclink_runbooks.aws.apigateway import (
+    PROXY_PATH,
+    find_rest_api,
+    find_rest_api_by_id,
+    get_integration,
+    has_method,
+    mapped_api_id,
+    our_apis,
+    owned_rest_apis,  # noqa: F401 (re-exported: destroy and export import it from here)
+    proxy_resource,
+)
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused, StepFailed
 from vpclink_runbooks.plan import Plan
@@ -16,43 +27,10 @@ from vpclink_runbooks.steps.vpc_link import find_link
 
 PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE",
                "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]
-PROXY_PATH = "{proxy+}"
 STAGE_VARIABLE = "vpcLinkId"
 FINGERPRINT_PREFIX = "vpclink-runbooks integration "
 # API Gateway's default (and, without a quota increase, maximum) integration timeout; verify checks it.
 INTEGRATION_TIMEOUT_MS = 29000
-
-
-def owned_rest_apis(ctx: Context) -> list[dict]:
-    """Every REST API tagged as this environment's runbook's, oldest first."""
-    apis = [a for page in ctx.aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]
-            if ctx.names.owns(a.get("tags"))]
-    return sorted(apis, key=lambda a: (str(a.get("createdDate", "")), a["id"]))
-
-
-def _mapped_api_id(ctx: Context) -> str | None:
-    a = ctx.params.api
-    try:
-        return ctx.aws.apigateway.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path)["restApiId"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        return None
-
-
-def _our_apis(ctx: Context) -> tuple[dict | None, list[dict]]:
-    """(the API to keep, duplicates). Two APIs of ours only exist after runs that overlapped or crashed
-    between creating an API and finding it again; keep the one the domain maps to, else the oldest."""
-    apis = [a for a in owned_rest_apis(ctx) if a["name"] == ctx.names.rest_api]
-    if len(apis) <= 1:
-        return (apis[0] if apis else None), []
-    mapped = _mapped_api_id(ctx)
-    keep = next((a for a in apis if a["id"] == mapped), apis[0])
-    return keep, [a for a in apis if a is not keep]
-
-
-def find_rest_api(ctx: Context) -> dict | None:
-    return _our_apis(ctx)[0]
 
 
 def desired_integration(ctx: Context, nlb_dns: str, link_id: str | None = None, lb_arn: str | None = None) -> dict:
@@ -79,33 +57,6 @@ def fingerprint(integration: dict) -> str:
         fields["integrationTarget"] = integration["integrationTarget"]
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _proxy_resource(ctx: Context, api_id: str) -> tuple[dict | None, dict]:
-    resources = [r for page in ctx.aws.apigateway.get_paginator("get_resources").paginate(restApiId=api_id)
-                 for r in page["items"]]
-    root = next(r for r in resources if r["path"] == "/")
-    proxy = next((r for r in resources if r.get("pathPart") == PROXY_PATH and r.get("parentId") == root["id"]), None)
-    return proxy, root
-
-
-def _get_integration(ctx: Context, api_id: str, resource_id: str) -> dict | None:
-    try:
-        return ctx.aws.apigateway.get_integration(restApiId=api_id, resourceId=resource_id, httpMethod="ANY")
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        return None
-
-
-def _has_method(ctx: Context, api_id: str, resource_id: str) -> bool:
-    try:
-        ctx.aws.apigateway.get_method(restApiId=api_id, resourceId=resource_id, httpMethod="ANY")
-        return True
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        return False
 
 
 def _integration_differs(current: dict | None, desired: dict) -> list[str]:
@@ -245,16 +196,6 @@ def _ensure_mapping(ctx: Context, plan: Plan, api: dict | None) -> None:
     plan.add(label, "none", want, want, "exists")
 
 
-def find_rest_api_by_id(ctx: Context, api_id: str) -> bool:
-    try:
-        api = ctx.aws.apigateway.get_rest_api(restApiId=api_id)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        return False
-    return ctx.names.owns(api.get("tags"))
-
-
 def endpoints(ctx: Context) -> pd.DataFrame:
     """Where the service answers: the custom-domain URL and the stage's execute-api URL."""
     p, api = ctx.params, find_rest_api(ctx)
@@ -263,3 +204,8 @@ def endpoints(ctx: Context) -> pd.DataFrame:
         rows.append({"what": "stage URL", "url": f"https://{api['id']}.execute-api.{p.region}.amazonaws.com/"
                                                  f"{p.api.stage}/"})
     return pd.DataFrame(rows, columns=["what", "url"])
+
+
+# Old private names, now public finders in aws.apigateway (callers keep working).
+_mapped_api_id, _our_apis, _proxy_resource = mapped_api_id, our_apis, proxy_resource
+_get_integration, _has_method = get_integration, has_method

@@ -18,8 +18,9 @@ import time
 from botocore.exceptions import ClientError
 
 from vpclink_runbooks.aws import waits
+from vpclink_runbooks.aws.apigateway import domain_mappings
+from vpclink_runbooks.aws.ec2 import owned_security_groups
 from vpclink_runbooks.context import Context
-from vpclink_runbooks.names import TAG_ENV
 from vpclink_runbooks.plan import Plan
 from vpclink_runbooks.steps.api import owned_rest_apis
 from vpclink_runbooks.steps.ecs_service import describe_service
@@ -41,16 +42,6 @@ PLAN_ONLY = "plan mode: nothing was removed, nothing to wait for"
 
 
 # ---- API Gateway ---------------------------------------------------------------------------------------
-
-def _domain_mappings(ctx: Context) -> list[dict]:
-    try:
-        return [m for page in ctx.aws.apigateway.get_paginator("get_base_path_mappings").paginate(
-            domainName=ctx.params.api.domain_name) for m in page.get("items", [])]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        return []
-
 
 def remove_api(ctx: Context) -> Plan:
     """The base path mappings to our REST APIs, their stages, then the APIs (deployments go with them)."""
@@ -306,13 +297,6 @@ def wait_load_balancer_gone(ctx: Context) -> str:
 
 # ---- security groups the runbook created -------------------------------------------------------------------
 
-def _owned_groups(ctx: Context) -> list[dict]:
-    groups = [g for page in ctx.aws.ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]},
-                 {"Name": f"tag:{TAG_ENV}", "Values": [ctx.params.environment]}]) for g in page["SecurityGroups"]]
-    return [g for g in groups if ctx.names.owns(g.get("Tags"))]
-
-
 def remove_security_groups(ctx: Context) -> Plan:
     """Our groups (V2 link, ALB, tasks), after their rules, the link, the load balancer and the tasks are gone.
 
@@ -351,3 +335,7 @@ def remove_security_groups(ctx: Context) -> Plan:
         if pending:
             time.sleep(2)
     return plan
+
+
+# Old private names, now public finders in aws.apigateway and aws.ec2 (callers keep working).
+_domain_mappings, _owned_groups = domain_mappings, owned_security_groups

@@ -3,9 +3,9 @@ security group rules that admit the load balancer (instance groups, or the tasks
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 from vpclink_runbooks.aws import waits
+from vpclink_runbooks.aws.ec2 import owned_rules
+from vpclink_runbooks.aws.ecs import current_task_definition, describe_service, find_service
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused, StepFailed, WaitTimedOut
 from vpclink_runbooks.plan import Plan
@@ -60,17 +60,6 @@ def _comparable(container: dict) -> dict:
     out["environment"] = sorted(container.get("environment") or [], key=lambda e: e["name"])
     out["secrets"] = sorted(container.get("secrets") or [], key=lambda e: e["name"])
     return out
-
-
-def current_task_definition(ctx: Context) -> dict | None:
-    try:
-        current = ctx.aws.ecs.describe_task_definition(taskDefinition=ctx.names.task_family)["taskDefinition"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("ClientException", "InvalidParameterException"):
-            raise
-        return None
-    # A family whose revisions destroy deregistered has nothing a service can run: register anew.
-    return current if current.get("status", "ACTIVE") == "ACTIVE" else None
 
 
 def _execution_role(ctx: Context) -> str | None:
@@ -149,12 +138,6 @@ def nlb_subnet_cidrs(ctx: Context, world: World) -> list[str]:
     subnet_ids = (sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", [])) if lb
                   else desired_subnets(ctx, world))
     return sorted(s["cidr"] for s in world.subnets if s["subnet_id"] in subnet_ids)
-
-
-def owned_rules(ctx: Context, group_id: str) -> list[dict]:
-    rules = [r for page in ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(
-        Filters=[{"Name": "group-id", "Values": [group_id]}]) for r in page["SecurityGroupRules"]]
-    return [r for r in rules if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))]
 
 
 def link_subnet_cidrs(ctx: Context, world: World) -> list[str]:
@@ -236,25 +219,6 @@ def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[
 
 
 # ---- the service ---------------------------------------------------------------------------------------
-
-def describe_service(ctx: Context) -> list[dict] | None:
-    """The service records ECS has under our service name (any status, with tags); None without the cluster."""
-    try:
-        return ctx.aws.ecs.describe_services(cluster=ctx.params.cluster, services=[ctx.names.ecs_service],
-                                             include=["TAGS"])["services"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ClusterNotFoundException":
-            raise
-        return None
-
-
-def find_service(ctx: Context) -> dict | None:
-    live = [s for s in describe_service(ctx) or [] if s.get("status") == "ACTIVE"]
-    if live and not ctx.names.owns(live[0].get("tags")):
-        raise StepFailed(f"an ECS service named {ctx.names.ecs_service} exists in {ctx.params.cluster} but is not "
-                         "tagged as this runbook's; rename service.name or remove it")
-    return live[0] if live else None
-
 
 def _load_balancers(ctx: Context) -> list[dict]:
     groups = {tg["TargetGroupName"]: tg["TargetGroupArn"] for tg in owned_target_groups(ctx)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
 from vpclink_runbooks.aws import waits
+from vpclink_runbooks.aws.ec2 import find_security_group
+from vpclink_runbooks.aws.elbv2 import find_load_balancer, owned_target_groups
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import StepFailed
 from vpclink_runbooks.plan import Plan
@@ -58,36 +58,6 @@ def desired_subnets(ctx: Context, world: World) -> list[str]:
     return sorted(chosen.values())
 
 
-def find_load_balancer(ctx: Context) -> dict | None:
-    try:
-        lbs = ctx.aws.elbv2.describe_load_balancers(Names=[ctx.names.nlb])["LoadBalancers"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "LoadBalancerNotFound":
-            raise
-        return None
-    lb = lbs[0]
-    tags = ctx.aws.elbv2.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
-    if not ctx.names.owns(tags):
-        raise StepFailed(f"a load balancer named {ctx.names.nlb} exists but is not tagged as this runbook's "
-                         f"({lb['LoadBalancerArn']}); rename the environment or remove it")
-    return lb
-
-
-def owned_target_groups(ctx: Context) -> list[dict]:
-    """Target groups this environment's runbook created, found by name prefix and confirmed by tags."""
-    groups = [tg for page in ctx.aws.elbv2.get_paginator("describe_target_groups").paginate()
-              for tg in page["TargetGroups"] if tg["TargetGroupName"].startswith(ctx.names.base + "-")]
-    if not groups:
-        return []
-    owned = []
-    for start in range(0, len(groups), 20):
-        chunk = groups[start:start + 20]
-        described = ctx.aws.elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"] for g in chunk])["TagDescriptions"]
-        tags = {d["ResourceArn"]: d["Tags"] for d in described}
-        owned += [g for g in chunk if ctx.names.owns(tags.get(g["TargetGroupArn"]))]
-    return owned
-
-
 def _health_check(ctx: Context) -> dict:
     path = ctx.params.service.health_check_path
     if path or ctx.params.nlb.type == "application":
@@ -117,18 +87,6 @@ def _lb_label(ctx: Context) -> str:
 
 
 # ---- security groups the runbook creates (V2 link, ALB, awsvpc tasks) ------------------------------------
-
-def find_security_group(ctx: Context, name: str) -> dict | None:
-    """Our security group of that name in the VPC; refuses one of that name that is not tagged as ours."""
-    groups = ctx.aws.ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [ctx.params.vpc_id]}, {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
-    if not groups:
-        return None
-    if not ctx.names.owns(groups[0].get("Tags")):
-        raise StepFailed(f"a security group named {name} exists in {ctx.params.vpc_id} ({groups[0]['GroupId']}) but "
-                         "is not tagged as this runbook's; rename the environment or remove it")
-    return groups[0]
-
 
 def ensure_security_group(ctx: Context, plan: Plan, name: str, purpose: str) -> str | None:
     """The id of our security group `name` (created, tagged, when missing); None in plan mode before it exists."""

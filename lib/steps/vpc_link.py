@@ -4,6 +4,7 @@ subnets with the runbook's own security group; the REST integration names the lo
 from __future__ import annotations
 
 from vpclink_runbooks.aws import waits
+from vpclink_runbooks.aws.vpclinks import find_link, owned_links, owned_links_v2, v2_view
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import StepFailed
 from vpclink_runbooks.plan import Plan
@@ -19,40 +20,8 @@ RECOVERY = ("a FAILED VPC link cannot be fixed in place: check that the NLB is a
             "endpoint service, then run apply (or repair) to delete and recreate the link")
 
 
-def owned_links(ctx: Context) -> list[dict]:
-    links = [v for page in ctx.aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]]
-    return [v for v in links if ctx.names.owns(v.get("tags"))]
-
-
-def _v2_view(link: dict) -> dict:
-    """An apigatewayv2 link in the shape the rest of the runbook reads (id, name, status, statusMessage)."""
-    return {"id": link["VpcLinkId"], "name": link["Name"], "status": link.get("VpcLinkStatus"),
-            "statusMessage": link.get("VpcLinkStatusMessage", ""), "subnetIds": sorted(link.get("SubnetIds", [])),
-            "securityGroupIds": sorted(link.get("SecurityGroupIds", [])), "tags": link.get("Tags", {}),
-            "version": 2}
-
-
-def owned_links_v2(ctx: Context) -> list[dict]:
-    links, token = [], None
-    while True:
-        page = _v2(ctx).get_vpc_links(
-            **({"NextToken": token} if token else {}))
-        links += page.get("Items", [])
-        token = page.get("NextToken")
-        if not token:
-            break
-    return [_v2_view(v) for v in links if ctx.names.owns(v.get("Tags"))]
-
-
 def _v2(ctx: Context):
     return ctx.aws.apigatewayv2
-
-
-def find_link(ctx: Context) -> dict | None:
-    """Our link of the version params ask for; if several (a crash mid-replace), the AVAILABLE one."""
-    found = owned_links_v2(ctx) if ctx.params.vpc_link.version == 2 else owned_links(ctx)
-    links = sorted(found, key=lambda v: (v.get("status") != "AVAILABLE", v["id"]))
-    return links[0] if links else None
 
 
 def link_subnets(ctx: Context, lb: dict | None) -> list[str]:
@@ -169,3 +138,6 @@ def wait_available(ctx: Context) -> str:
         raise StepFailed(f"VPC link {link['id']} is {current.get('status')}: {current.get('statusMessage', '')}. "
                          f"{RECOVERY}") from None
     return f"VPC link {link['name']} ({link['id']}) is AVAILABLE after {seconds:.1f}s"
+
+
+_v2_view = v2_view  # the old private name (now aws.vpclinks.v2_view)
