@@ -28,35 +28,16 @@ PERMISSIONS = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:Der
 # Steps in the order apply runs them; a later step reads what an earlier one made.
 STEPS = ["nlb", "vpc_link", "ecs", "targets", "api"]
 # Which step converges the resource a check guards; None: not the runbook's to change (explained).
-OWNER = {
-    "mapping.exists": "api", "mapping.target": "api",
-    "stage.exists": "api", "stage.vpc_link_variable": "api", "stage.deployment_current": "api",
-    "integration.exists": "api", "integration.target": "api", "integration.timeout": "api",
-    "integration.integration_target": "api",
-    "vpc_link.exists": "vpc_link", "vpc_link.status": "vpc_link", "vpc_link.target": "vpc_link",
-    "vpc_link.security_group": "vpc_link", "nlb.alb_security_group": "nlb",
-    "security_group.task_group": "ecs", "security_group.task_attached": "ecs",
-    "security_group.alb_to_instances": "ecs",
-    "vpc_link.quota": None,
-    "nlb.exists": "nlb", "nlb.cross_zone": "nlb", "nlb.state": None, "nlb.security_groups": None,
-    "listener": "nlb",
-    "target_group.exists": "nlb", "target_group.port": None, "target_group.health_check": "nlb",
-    "targets.registered": "targets", "targets.port": "targets", "targets.az_enabled": "nlb",
-    "targets.instances_running": None, "targets.healthy": None,
-    "task_definition.ports": "ecs", "task_definition.starts": None,
-    "security_group.nlb_subnets": "ecs", "security_group.no_wide_rule": None,
-    "service.running": "ecs", "service.deployment": "ecs", "service.load_balancer": "ecs",
-    "service.placement": None,
-    "endpoint.test_invoke": None, "endpoint.custom_domain": None,
-}
+# Read from each check's declaration (@check(..., repaired_by=...) next to its code in checks/).
+OWNER = checks.REPAIRED_BY
 # A step whose resources another step refers to: the dependants converge after it (a recreated VPC link
 # has a new id the stage variable must name; a new target group has an ARN the service must use).
 DEPENDANTS = {"nlb": ["ecs", "api"], "vpc_link": ["api"]}
 
 
 def owner(result: Result) -> str | None:
-    key = result.id if result.id in OWNER else result.id.split(".")[0]
-    return OWNER.get(key)
+    """The repair step its check declares `repaired_by` (None: explained, not changed)."""
+    return checks.declaration(result.id).repaired_by
 
 
 @dataclass

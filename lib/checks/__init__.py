@@ -8,7 +8,18 @@ request order: that is the order the checks run and their results are listed.
 from vpclink_runbooks.checks.facts import serving_targets
 from vpclink_runbooks.checks.inventory import PERMISSIONS, Inventory, _ignore_missing, fetch
 from vpclink_runbooks.checks.probes import PROBE_PATH
-from vpclink_runbooks.checks.registry import CHECKS, HOPS, Result, check
+from vpclink_runbooks.checks.registry import (
+    CHECKS,
+    DECLARED,
+    HOPS,
+    REPAIRED_BY,
+    SEVERITIES,
+    Declaration,
+    Result,
+    UndeclaredCheck,
+    check,
+    declaration,
+)
 
 # isort: split
 from vpclink_runbooks.checks.api import integration_reaches_listener, mapping_points_at_stage, stage_deployed_with_link
@@ -41,8 +52,9 @@ from vpclink_runbooks.checks.endpoint import end_to_end
 from vpclink_runbooks.checks.verdict import Verdict, failed, first_broken_hop, run_checks, save, table, verdict
 
 __all__ = [
-    "CHECKS", "HOPS", "PERMISSIONS", "PROBE_PATH", "UNASSUMABLE_ROLE", "Inventory", "Result", "Verdict",
-    "_ignore_missing", "check", "end_to_end", "failed", "fetch", "first_broken_hop", "integration_reaches_listener",
+    "CHECKS", "DECLARED", "HOPS", "PERMISSIONS", "PROBE_PATH", "REPAIRED_BY", "SEVERITIES", "UNASSUMABLE_ROLE",
+    "Declaration", "Inventory", "Result", "UndeclaredCheck", "Verdict", "_ignore_missing", "check", "declaration",
+    "end_to_end", "failed", "fetch", "first_broken_hop", "integration_reaches_listener",
     "listener_forwards_to_host_port", "mapping_points_at_stage", "nlb_active_internal", "run_checks", "save",
     "security_group_admits_nlb", "service_running", "serving_targets", "stage_deployed_with_link", "table",
     "target_group_health_check", "target_group_port", "targets_healthy", "task_definition_ports", "tasks_start",

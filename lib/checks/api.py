@@ -10,7 +10,10 @@ from vpclink_runbooks.steps.api import FINGERPRINT_PREFIX, INTEGRATION_TIMEOUT_M
 
 # -- mapping --
 
-@check
+@check(id="mapping.exists", hop="mapping", severity="error", repaired_by="api",
+       remedy="create the base path mapping on the custom domain to our API's stage")
+@check(id="mapping.target", hop="mapping", severity="error", repaired_by="api",
+       remedy="point the mapping at our API and stage (repair does only if the API it names is ours)")
 def mapping_points_at_stage(inv: Inventory) -> Result:
     """The base path mapping on the shared custom domain serves our API's stage."""
     a = inv.params.api
@@ -30,7 +33,12 @@ def mapping_points_at_stage(inv: Inventory) -> Result:
 
 # -- stage --
 
-@check
+@check(id="stage.exists", hop="stage", severity="error", repaired_by="api",
+       remedy="create a deployment to the stage")
+@check(id="stage.vpc_link_variable", hop="stage", severity="error", repaired_by="api",
+       remedy="set the stage variable vpcLinkId to our VPC link's id")
+@check(id="stage.deployment_current", hop="stage", severity="error", repaired_by="api",
+       remedy="deploy the API to the stage, or put the integration back to what params say")
 def stage_deployed_with_link(inv: Inventory) -> list[Result]:
     """The stage exists, names our VPC link in its variable, and serves the current integration."""
     a = inv.params.api
@@ -72,7 +80,14 @@ def stage_deployed_with_link(inv: Inventory) -> list[Result]:
 
 # -- integration --
 
-@check
+@check(id="integration.exists", hop="integration", severity="error", repaired_by="api",
+       remedy="create the HTTP_PROXY integration on ANY /{proxy+} over the VPC link")
+@check(id="integration.target", hop="integration", severity="error", repaired_by="api",
+       remedy="put the integration back to HTTP_PROXY over the VPC link to the listener, and redeploy")
+@check(id="integration.integration_target", hop="integration", severity="error", repaired_by="api",
+       remedy="put the integration with integrationTarget = the load balancer ARN (V2 link), and redeploy")
+@check(id="integration.timeout", hop="integration", severity="error", repaired_by="api",
+       remedy="set the integration timeout back to the default (29 s)")
 def integration_reaches_listener(inv: Inventory) -> list[Result]:
     """ANY /{proxy+} is HTTP_PROXY over the VPC link to the NLB listener, with the default timeout."""
     integ = inv.integration

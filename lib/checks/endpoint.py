@@ -7,7 +7,10 @@ from vpclink_runbooks.checks.registry import Result, check
 
 # -- endpoint --
 
-@check
+@check(id="endpoint.test_invoke", hop="endpoint", severity="error", repaired_by=None,
+       remedy="read the test-invoke log and fix the hop it names")
+@check(id="endpoint.custom_domain", hop="endpoint", severity="error", repaired_by=None,
+       remedy="fix the hop the request was decided at, then `runbook request` again")
 def end_to_end(inv: Inventory) -> list[Result]:
     """A request through the API (TestInvokeMethod) and through the custom domain, where the endpoint serves them."""
     out = []

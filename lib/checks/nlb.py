@@ -14,7 +14,16 @@ from vpclink_runbooks.checks.registry import Result, check
 
 # -- NLB --
 
-@check
+@check(id="nlb.exists", hop="nlb", severity="error", repaired_by="nlb",
+       remedy="create the load balancer")
+@check(id="nlb.state", hop="nlb", severity="error", repaired_by=None,
+       remedy="scheme and type cannot change: destroy and apply again")
+@check(id="nlb.alb_security_group", hop="nlb", severity="error", repaired_by="nlb",
+       remedy="put the ALB in the runbook's group, admitting the listener port from the VPC link's group only")
+@check(id="nlb.cross_zone", hop="nlb", severity="error", repaired_by="nlb",
+       remedy="turn cross-zone load balancing on, or run a target in each AZ")
+@check(id="nlb.security_groups", hop="nlb", severity="error", repaired_by=None,
+       remedy="admit the listener port from the NLB subnets, or stop enforcing the groups on PrivateLink traffic")
 def nlb_active_internal(inv: Inventory) -> list[Result]:
     """The NLB is an active internal network load balancer; cross-zone covers AZs without healthy targets."""
     lb = inv.lb
@@ -93,7 +102,10 @@ def _nlb_security_groups(inv: Inventory, lb: dict) -> Result:
 
 # -- listener --
 
-@check
+@check(id="listener.exists", hop="listener", severity="error", repaired_by="nlb",
+       remedy="create the load balancer first (see nlb.exists)")
+@check(id="listener.{port}", hop="listener", severity="error", repaired_by="nlb",
+       remedy="create the listener on the port, forwarding to the target group on the task's host port")
 def listener_forwards_to_host_port(inv: Inventory) -> list[Result]:
     """Each exposed port has a TCP listener forwarding to the target group on the task's host port."""
     if inv.lb is None:

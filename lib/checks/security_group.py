@@ -13,7 +13,16 @@ from vpclink_runbooks.steps.load_balancer import EPHEMERAL_RANGE
 
 # -- security group --
 
-@check
+@check(id="security_group.nlb_subnets", hop="security_group", severity="error", repaired_by="ecs",
+       remedy="add ingress on the host port from the NLB subnets to the instance group")
+@check(id="security_group.no_wide_rule", hop="security_group", severity="warn", repaired_by=None,
+       remedy="remove the rule admitting the port from 0.0.0.0/0 (its owner's to change)")
+@check(id="security_group.task_group", hop="security_group", severity="error", repaired_by="ecs",
+       remedy="create the tasks' group admitting the container port from the load balancer")
+@check(id="security_group.task_attached", hop="security_group", severity="error", repaired_by="ecs",
+       remedy="update the service's network configuration to the tasks' group")
+@check(id="security_group.alb_to_instances", hop="security_group", severity="error", repaired_by="ecs",
+       remedy="add ingress on the ephemeral range from the ALB's group to the instance group")
 def security_group_admits_nlb(inv: Inventory) -> list[Result]:
     """Instance security groups admit the host port from the NLB subnets, and nothing from everywhere."""
     s = inv.params.service

@@ -14,7 +14,14 @@ from vpclink_runbooks.steps.inspect import placeable_instances, rollout_problem
 
 # -- service --
 
-@check
+@check(id="service.running", hop="service", severity="error", repaired_by="ecs",
+       remedy="create the service, or set its desired count and let ECS place the tasks")
+@check(id="service.placement", hop="service", severity="error", repaired_by=None,
+       remedy="keep desired_count within the instances with the port free, free the port, or add an instance")
+@check(id="service.deployment", hop="service", severity="warn", repaired_by="ecs",
+       remedy="set the deployment percentages params say, so the next deployment can replace tasks")
+@check(id="service.load_balancer", hop="service", severity="error", repaired_by="ecs",
+       remedy="update the service's load balancer to our target group and container port")
 def service_running(inv: Inventory) -> list[Result]:
     """The service runs desired_count tasks behind our target group and can roll a deployment."""
     svc = inv.service
@@ -76,7 +83,8 @@ def service_running(inv: Inventory) -> list[Result]:
 UNASSUMABLE_ROLE = "ECS was unable to assume the role"
 
 
-@check
+@check(id="task_definition.starts", hop="task_definition", severity="error", repaired_by=None,
+       remedy="fix what ECS says (execution role, secret or image) and apply again")
 def tasks_start(inv: Inventory) -> list[Result]:
     """The service's tasks start: ECS can assume the execution role, resolve the secrets and pull the image."""
     svc, td = inv.service, inv.task_definition or {}

@@ -14,7 +14,10 @@ from vpclink_runbooks.steps.load_balancer import health_check_drift
 
 # -- target group --
 
-@check
+@check(id="target_group.exists", hop="target_group", severity="error", repaired_by="nlb",
+       remedy="create the target group")
+@check(id="target_group.port", hop="target_group", severity="error", repaired_by=None,
+       remedy="a target group's port and type cannot change: destroy and apply again")
 def target_group_port(inv: Inventory) -> Result:
     """The target group is TCP on the fixed host port with instance targets."""
     tg = _primary_tg(inv)
@@ -31,7 +34,8 @@ def target_group_port(inv: Inventory) -> Result:
                   "" if ok else "a target group's port and type cannot change: destroy and apply again")
 
 
-@check
+@check(id="target_group.health_check", hop="target_group", severity="error", repaired_by="nlb",
+       remedy="set the health check's port, protocol and path back to what the runbook sets")
 def target_group_health_check(inv: Inventory) -> list[Result]:
     """Each target group's health-check port, protocol and path are what the runbook set."""
     ctx = SimpleNamespace(params=inv.params)

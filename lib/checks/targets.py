@@ -16,7 +16,16 @@ from vpclink_runbooks.checks.registry import Result, check
 
 # -- targets --
 
-@check
+@check(id="targets.registered", hop="targets", severity="error", repaired_by="targets",
+       remedy="register the running tasks in the target group")
+@check(id="targets.port", hop="targets", severity="error", repaired_by="targets",
+       remedy="deregister targets on another port than the host port")
+@check(id="targets.instances_running", hop="targets", severity="error", repaired_by=None,
+       remedy="start the instance, or let its Auto Scaling group replace it")
+@check(id="targets.az_enabled", hop="targets", severity="error", repaired_by="nlb",
+       remedy="add a subnet of the targets' AZ to the load balancer")
+@check(id="targets.healthy", hop="targets", severity="error", repaired_by=None,
+       remedy="make the container answer its health check on the target port (read the task's logs)")
 def targets_healthy(inv: Inventory) -> list[Result]:
     """Every running task is registered; targets are healthy, on running instances, in enabled AZs."""
     tg = _primary_tg(inv)

@@ -12,7 +12,8 @@ from vpclink_runbooks.checks.registry import Result, check
 
 # -- task definition --
 
-@check
+@check(id="task_definition.ports", hop="task_definition", severity="error", repaired_by="ecs",
+       remedy="register a task definition with the params' ports and network mode, and redeploy")
 def task_definition_ports(inv: Inventory) -> Result:
     """The service's task definition is bridge mode with hostPort H -> containerPort C."""
     td = inv.task_definition

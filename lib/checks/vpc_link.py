@@ -8,7 +8,16 @@ from vpclink_runbooks.steps.inspect import VPC_LINK_QUOTA
 
 # -- VPC link --
 
-@check
+@check(id="vpc_link.exists", hop="vpc_link", severity="error", repaired_by="vpc_link",
+       remedy="create the VPC link to our load balancer")
+@check(id="vpc_link.quota", hop="vpc_link", severity="warn", repaired_by=None,
+       remedy="share an existing load balancer and link, delete an unused link, or request a quota increase")
+@check(id="vpc_link.status", hop="vpc_link", severity="error", repaired_by="vpc_link",
+       remedy="delete and recreate a link that is not AVAILABLE")
+@check(id="vpc_link.target", hop="vpc_link", severity="error", repaired_by="vpc_link",
+       remedy="recreate the VPC link targeting our load balancer")
+@check(id="vpc_link.security_group", hop="vpc_link", severity="error", repaired_by="vpc_link",
+       remedy="recreate the V2 link in the runbook's security group")
 def vpc_link_available(inv: Inventory) -> list[Result]:
     """Our V1 VPC link is AVAILABLE and targets our NLB; the account is not at the link quota."""
     link = inv.link
