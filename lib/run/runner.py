@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,30 +22,27 @@ from vpclink_runbooks.params import Params, load_params, resolve_params_path
 from vpclink_runbooks.run import audit
 from vpclink_runbooks.run import lock as lock_mod
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
+# Moved to kernels.py and schedule.py; imported from here by tests, benchmarks and the cli.
+from vpclink_runbooks.run.kernels import (  # noqa: F401
+    FRESH_KERNELS,
+    NOTEBOOKS,
+    PARALLEL_STEPS,
+    PROJECT_ROOT,
+    KernelPool,
+    _import_papermill,
+    _send,
+    _shutdown,
+    _warm_up_code,
+    _warm_up_runner,
+)
+from vpclink_runbooks.run.schedule import NEEDS, REFUSALS, _execute, _export_page, _run_steps  # noqa: F401
+
 STEP_NOTEBOOKS = ["10_nlb", "20_vpc_link", "30_ecs_service", "40_api"]
 COMMANDS: dict[str, list[tuple[str, str]]] = {
     "plan": [("00_inspect", "plan")] + [(nb, "plan") for nb in STEP_NOTEBOOKS],
     "apply": [("00_inspect", "apply")] + [(nb, "apply") for nb in STEP_NOTEBOOKS] + [("50_verify", "plan")],
     "verify": [("50_verify", "plan")],
 }
-
-
-# What each notebook needs done before it (apply mode); a command runs a notebook once its needs that are part of
-# the command succeeded, so independent steps overlap: 30_ecs_service (task definition, rules, service) does
-# not wait for the VPC link, and 20_vpc_link/40_api do not wait for the service to stabilise.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "00_inspect": (),
-    "10_nlb": ("00_inspect",),
-    "20_vpc_link": ("10_nlb",),
-    "30_ecs_service": ("10_nlb",),
-    "40_api": ("20_vpc_link",),
-    "50_verify": ("00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api"),
-}
-# Notebooks of one run executing at once, each in its own kernel (see KernelPool).
-PARALLEL_STEPS = int(os.environ.get("RUNBOOK_PARALLEL_STEPS", "2"))
-FRESH_KERNELS = os.environ.get("RUNBOOK_FRESH_KERNELS") == "1"
 
 
 def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
@@ -59,9 +53,6 @@ def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
         return [("50_verify", "repair" if yes else "repair-plan")]
     return COMMANDS[command]
 MUTATING_COMMANDS = {"apply", "repair", "destroy"}
-
-# Errors raised inside a notebook that mean "refused, nothing changed" rather than "failed".
-REFUSALS = {"ParamsError", "GuardRefused", "PreflightRefused"}
 
 
 def takes_lock(command: str, yes: bool) -> bool:
@@ -111,252 +102,6 @@ def check_protected(params: Params, command: str, confirm: str | None) -> None:
                 "(the environment and the account it runs against). Nothing was changed."
             )
 
-
-def _import_papermill():
-    # nbformat imports jsonschema, which compiles rfc3987_syntax's grammars at import time when that optional
-    # package is installed (~2 s of every command); nbformat's notebook schema uses no format it checks.
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    import papermill
-
-    return papermill
-
-
-def _warm_up_code(notebook: str) -> str:
-    """The notebook's own import statements: run in its kernel before its turn, so imports overlap other work."""
-    cells = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())["cells"]
-    lines = []
-    for cell in cells:
-        if cell["cell_type"] != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
-            continue
-        try:
-            tree = ast.parse("".join(cell["source"]))
-        except SyntaxError:
-            continue
-        lines += [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
-    return "\n".join(lines)
-
-
-# Run in a kernel after its imports and after each reset: collect what is garbage, then move every surviving object
-# (modules, botocore's parsed models, pandas) out of the collector's sight, so it stops rescanning them while a
-# notebook allocates (measured: ~6% less CPU a run). Defines no name. Only in the kernels, which live for one run:
-# the runner may be embedded in a long-lived process whose objects must stay collectable.
-_FREEZE = "__import__('gc').collect()\n__import__('gc').freeze()"
-
-
-class KernelPool:
-    """Kernels started before their turn and handed to papermill, then reused: start-up and imports (~1-2 s of
-    CPU a kernel) are paid once per concurrent step instead of once per notebook, and overlap the account check.
-
-    Each kernel is warmed with the import statements of the run's notebooks. Between notebooks a kernel's user
-    namespace is reset (IPython's reset, new session: execution counts restart at 1), so a notebook sees nothing
-    its predecessor defined; only imported modules stay loaded. A kernel whose notebook failed is discarded.
-    RUNBOOK_FRESH_KERNELS=1 gives every notebook a new kernel instead.
-    """
-
-    def __init__(self, notebooks: list[str], size: int = PARALLEL_STEPS):
-        self._code = "\n".join(dict.fromkeys(line for nb in notebooks for line in _warm_up_code(nb).splitlines()))
-        self._remaining = len(notebooks)
-        self._idle: queue.Queue[Future] = queue.Queue()
-        self._all: list[Future] = []
-        self._executor = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix="kernel-start")
-        for _ in range(max(1, min(size, len(notebooks)))):
-            self._add()
-
-    def _add(self) -> None:
-        future = self._executor.submit(self._start)
-        self._all.append(future)
-        self._idle.put(future)
-
-    def _start(self):
-        import asyncio
-
-        from jupyter_client.manager import AsyncKernelManager
-
-        km = AsyncKernelManager(kernel_name="python3")
-
-        async def start() -> None:
-            # The kernel inherits this process's environment now: the run dir and call log are already set.
-            await km.start_kernel(cwd=str(NOTEBOOKS))
-            # its errors surface when a notebook's imports run
-            await _send(km, self._code + "\n" + _FREEZE, wait_reply=False)
-
-        asyncio.run(start())
-        return km
-
-    def take(self, notebook: str):
-        """A started kernel manager for the notebook, or None if none can be started here (papermill then starts
-        its own and reports why it cannot)."""
-        future = self._idle.get()
-        try:
-            return future.result()
-        except Exception as exc:  # noqa: BLE001 - papermill starts its own kernel and names the real problem
-            print(f"  (could not start a kernel ahead for {notebook}: {exc})", file=sys.stderr)
-            return None
-
-    def give_back(self, km, succeeded: bool) -> None:
-        """After a notebook: reset and reuse its kernel, or shut it down (failed, or no notebook left for it)."""
-        import asyncio
-
-        self._remaining -= 1
-        reuse = succeeded and km is not None and not FRESH_KERNELS and self._remaining > 0
-        if reuse:
-            try:
-                asyncio.run(_send(km, "get_ipython().reset(new_session=True)\n" + _FREEZE, wait_reply=True))
-            except Exception as exc:  # noqa: BLE001 - a kernel that cannot reset is replaced, not reused
-                print(f"  (could not reset a kernel for reuse: {exc})", file=sys.stderr)
-                reuse = False
-        if reuse:
-            done: Future = Future()
-            done.set_result(km)
-            self._all.append(done)
-            self._idle.put(done)
-            return
-        _shutdown(km)
-        if succeeded and self._remaining > 0:
-            self._add()
-
-    def close(self) -> None:
-        """Shut down every kernel still running (the last ones, or those a failed run never used)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)  # kernels not yet starting never start
-        while not self._idle.empty():
-            future = self._idle.get()
-            if not future.cancelled() and future.exception() is None:
-                _shutdown(future.result())
-
-
-async def _send(km, code: str, *, wait_reply: bool) -> None:
-    """Run code silently in a kernel; with wait_reply, until it finished (raising if it failed)."""
-    client = km.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        msg_id = client.execute(code, silent=True, store_history=False)
-        while wait_reply:
-            reply = await client.get_shell_msg(timeout=60)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                if reply["content"]["status"] != "ok":
-                    raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
-                break
-    finally:
-        client.stop_channels()
-
-
-def _shutdown(km) -> None:
-    import asyncio
-
-    if km is not None:
-        asyncio.run(km.shutdown_kernel(now=True))
-
-
-def _execute(notebook: str, mode: str, params_path: Path, run_dir: Path, log_output: bool,
-             pool: KernelPool | None = None) -> tuple[str, str]:
-    """Run one notebook (in the pool's pre-started kernel when given); returns (status, error name or '')."""
-    papermill = _import_papermill()
-    from papermill.exceptions import PapermillExecutionError
-
-    km = pool.take(notebook) if pool is not None else None
-    status = "failed"
-    try:
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{notebook}.ipynb"), str(run_dir / f"{notebook}.ipynb"),
-            parameters={"params_file": str(params_path), "mode": mode},
-            kernel_name="python3", progress_bar=False, log_output=log_output, cwd=str(NOTEBOOKS),
-            **({"km": km} if km is not None else {}),
-        )
-        status = "succeeded"
-        return status, ""
-    except PapermillExecutionError as exc:
-        # boto3's message names the operation (and "reached max retries" when throttling or 5xx outlasted them)
-        error = f"{exc.ename}: {exc.evalue}"
-        if "(reached max retries" in exc.evalue:
-            error += (" -- AWS kept failing through boto3's retries; once it recovers, run the command again: "
-                      "every step resumes from what exists")
-        print(f"  {notebook}: {error}", file=sys.stderr)
-        return ("refused" if exc.ename in REFUSALS else "failed"), error
-    finally:
-        if pool is not None:
-            pool.give_back(km, status == "succeeded")
-        else:
-            _shutdown(km)
-
-
-def _warm_up_runner() -> None:
-    """Import papermill and the page exporter in the background while the run checks the account and locks."""
-    def imports() -> None:
-        _import_papermill()
-        from vpclink_runbooks.present import report
-
-        report.offline_exporter()
-
-    threading.Thread(target=imports, name="warm-up", daemon=True).start()
-
-
-def _run_steps(steps: list[tuple[str, str]], params_path: Path, run_dir: Path, log_output: bool,
-               record: dict, pool: KernelPool) -> str:
-    """Execute the steps, each once the steps it needs succeeded, up to PARALLEL_STEPS at a time; a failed or
-    refused step stops new steps from starting (running ones finish). Fills record["steps"]: in command order,
-    with a failed or refused step last (where the run stopped). Returns the run's status."""
-    names = [nb for nb, _ in steps]
-    modes = dict(steps)
-    needs = {nb: [d for d in NEEDS.get(nb, names[:i]) if d in modes] for i, nb in enumerate(names)}
-    started = time.monotonic()
-    done: dict[str, dict] = {}
-    errors: dict[str, str] = {}
-    pages = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pages")
-
-    def one(notebook: str) -> dict:
-        t0 = time.monotonic()
-        status, error = _execute(notebook, modes[notebook], params_path, run_dir, log_output, pool)
-        if error:
-            errors[notebook] = error
-        step = {"notebook": f"{notebook}.ipynb", "status": status, "seconds": round(time.monotonic() - t0, 2),
-                "started_after": round(t0 - started, 2)}
-        # Its page while the next notebooks run (one at a time: the exporter is not shared between threads).
-        pages.submit(_export_page, run_dir / f"{notebook}.ipynb")
-        return step
-
-    running: dict[Future, str] = {}
-    stopped = False
-    with ThreadPoolExecutor(max_workers=max(1, PARALLEL_STEPS), thread_name_prefix="step") as steps_pool:
-        try:
-            while True:
-                if not stopped:
-                    for nb in names:
-                        if (nb not in done and nb not in running.values()
-                                and all(done.get(d, {}).get("status") == "succeeded" for d in needs[nb])
-                                and len(running) < max(1, PARALLEL_STEPS)):
-                            running[steps_pool.submit(one, nb)] = nb
-                if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    nb = running.pop(future)
-                    done[nb] = future.result()
-                    stopped = stopped or done[nb]["status"] != "succeeded"
-        finally:
-            pages.shutdown(wait=True)
-    ordered = [done[nb] for nb in names if nb in done]
-    record["steps"] = ([s for s in ordered if s["status"] == "succeeded"]
-                       + [s for s in ordered if s["status"] != "succeeded"])
-    failed = [s for s in record["steps"] if s["status"] != "succeeded"]
-    if not failed:
-        return "succeeded"
-    first = failed[0]["notebook"].removesuffix(".ipynb")
-    record["error"] = f"{first}: {errors.get(first, '')}"
-    return failed[0]["status"]
-
-
-def _export_page(notebook: Path) -> None:
-    """The offline HTML page of one executed notebook; a failure here never hides the run's own result."""
-    if not notebook.exists():
-        return
-    try:
-        from vpclink_runbooks.present import report
-
-        report.export_html(notebook)
-    except (ImportError, OSError, ValueError) as exc:
-        print(f"  (could not write the HTML page of {notebook.name}: {exc})", file=sys.stderr)
 
 
 def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
