@@ -144,15 +144,7 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
     call_log = run_dir / "calls.jsonl"
     os.environ[aws_mod.RUN_DIR_ENV] = str(run_dir)
     os.environ[aws_mod.CALL_LOG_ENV] = str(call_log)
-    record = {
-        "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
-        "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
-        "region": params.region, "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
-        "params_sha256": params.sha256(), "params": params.model_dump(mode="json"),
-        "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT), "steps": [], "changes": [],
-        "failed_changes": [], "checks": [],
-    }
-    exit_code = 1
+    record = _new_record(run_id, params, command, started)
     lock = None
     steps = notebooks or notebooks_for(command, yes)
     # The kernels start now (they inherit the run dir and call log above), while the account is checked.
@@ -163,40 +155,14 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
         try:
             identity = aws_mod.check_account(aws, params)
         except GuardRefused as exc:
-            record["status"] = "refused"
-            record["error"] = str(exc)
-            print(exc, file=sys.stderr)
-            exit_code = 2
-            return RunResult(exit_code, run_dir, record)
+            return _refused(run_dir, record, exc)
         record["account"], record["caller_arn"] = identity["account"], identity["caller_arn"]
         if takes_lock(command, yes):
-            # Its own session, without the call recorder: the lock is bookkeeping, not a change to the chain.
-            ssm = aws_mod.Aws(aws_mod.make_session(params)).ssm
             try:
-                lock = lock_mod.acquire(ssm, params, caller_arn=identity["caller_arn"], run_id=run_id,
-                                        command=command, env_arg=env)
+                lock = _acquire(params, record, identity, run_id=run_id, command=command, env=env)
             except lock_mod.LockHeld as exc:
-                record["status"] = "refused"
-                record["error"] = str(exc)
-                print(exc, file=sys.stderr)
-                exit_code = 2
-                return RunResult(exit_code, run_dir, record)
-            record["lock"] = {"parameter": lock.name, "took_over": lock.took_over}
-            if lock.took_over:
-                print(f"lock: took over a stale lock of {lock_mod.describe(lock.took_over)} "
-                      "(its process is gone from this host)", file=sys.stderr)
-        status = _run_steps(steps, params_path, run_dir, log_output, record, pool)
-        plan_file = run_dir / "plan.jsonl"
-        if plan_file.exists():
-            record["plan"] = [json.loads(line) for line in plan_file.read_text().splitlines() if line.strip()]
-        checks_file = run_dir / "checks.json"
-        if checks_file.exists():
-            record["checks"] = json.loads(checks_file.read_text())
-        request_file = run_dir / "request.json"  # the custom-domain request verify sent (checks._probes)
-        if request_file.exists():
-            record["request"] = json.loads(request_file.read_text())
-        if status == "succeeded" and any(c["status"] == "fail" for c in record["checks"]):
-            status = "failed"
+                return _refused(run_dir, record, exc)
+        status = _collect(run_dir, record, _run_steps(steps, params_path, run_dir, log_output, record, pool))
         record["status"] = status
         exit_code = {"succeeded": 0, "refused": 2}.get(status, 1)
         return RunResult(exit_code, run_dir, record)
@@ -207,24 +173,78 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
         return RunResult(1, run_dir, record)
     finally:
         pool.close()
-        if lock is not None and (release_error := _release(lock)):
-            # Done, but the lock stays held: every later run elsewhere is refused, so the run fails, saying why.
-            record["status"], record["error"] = "failed", f"runner: could not release the lock: {release_error}"
-        record["changes"], record["failed_changes"] = _mutating_calls(call_log)
-        record["api_calls"] = _api_calls(call_log)
-        record["finished_at"] = now()
-        # The pages first (index.html summarises the record), then the seal: run.json with the hashes of
-        # every other file of the run and of the previous record (see audit.py).
+        _finish(run_dir, record, lock, call_log, owned)
+
+
+def _new_record(run_id: str, params: Params, command: str, started: str) -> dict:
+    """run.json as it starts: failed until the steps say otherwise."""
+    return {
+        "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
+        "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
+        "region": params.region, "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "params_sha256": params.sha256(), "params": params.model_dump(mode="json"),
+        "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT), "steps": [], "changes": [],
+        "failed_changes": [], "checks": [],
+    }
+
+
+def _refused(run_dir: Path, record: dict, exc: Exception) -> RunResult:
+    """A guard of the runner's own refused (the account, the lock): nothing was changed, exit code 2."""
+    record["status"] = "refused"
+    record["error"] = str(exc)
+    print(exc, file=sys.stderr)
+    return RunResult(2, run_dir, record)
+
+
+def _acquire(params: Params, record: dict, identity: dict, *, run_id: str, command: str, env: str) -> lock_mod.Lock:
+    """The environment's lock (LockHeld when another run holds it), noted in the record."""
+    # Its own session, without the call recorder: the lock is bookkeeping, not a change to the chain.
+    ssm = aws_mod.Aws(aws_mod.make_session(params)).ssm
+    lock = lock_mod.acquire(ssm, params, caller_arn=identity["caller_arn"], run_id=run_id,
+                            command=command, env_arg=env)
+    record["lock"] = {"parameter": lock.name, "took_over": lock.took_over}
+    if lock.took_over:
+        print(f"lock: took over a stale lock of {lock_mod.describe(lock.took_over)} "
+              "(its process is gone from this host)", file=sys.stderr)
+    return lock
+
+
+def _collect(run_dir: Path, record: dict, status: str) -> str:
+    """What the notebooks left in the run folder, into the record; the run's status (a failed check fails it)."""
+    plan_file = run_dir / "plan.jsonl"
+    if plan_file.exists():
+        record["plan"] = [json.loads(line) for line in plan_file.read_text().splitlines() if line.strip()]
+    checks_file = run_dir / "checks.json"
+    if checks_file.exists():
+        record["checks"] = json.loads(checks_file.read_text())
+    request_file = run_dir / "request.json"  # the custom-domain request verify sent (checks._probes)
+    if request_file.exists():
+        record["request"] = json.loads(request_file.read_text())
+    if status == "succeeded" and any(c["status"] == "fail" for c in record["checks"]):
+        status = "failed"
+    return status
+
+
+def _finish(run_dir: Path, record: dict, lock: lock_mod.Lock | None, call_log: Path, owned) -> None:
+    """Release the lock, record the calls, write the pages and seal run.json; then stop an owned sandbox."""
+    if lock is not None and (release_error := _release(lock)):
+        # Done, but the lock stays held: every later run elsewhere is refused, so the run fails, saying why.
+        record["status"], record["error"] = "failed", f"runner: could not release the lock: {release_error}"
+    record["changes"], record["failed_changes"] = _mutating_calls(call_log)
+    record["api_calls"] = _api_calls(call_log)
+    record["finished_at"] = now()
+    # The pages first (index.html summarises the record), then the seal: run.json with the hashes of
+    # every other file of the run and of the previous record (see audit.py).
+    try:
         try:
-            try:
-                _write_pages(run_dir, record)
-            finally:
-                audit.seal(run_dir, record)
+            _write_pages(run_dir, record)
         finally:
-            os.environ.pop(aws_mod.RUN_DIR_ENV, None)
-            os.environ.pop(aws_mod.CALL_LOG_ENV, None)
-            if owned is not None:
-                owned.stop()
+            audit.seal(run_dir, record)
+    finally:
+        os.environ.pop(aws_mod.RUN_DIR_ENV, None)
+        os.environ.pop(aws_mod.CALL_LOG_ENV, None)
+        if owned is not None:
+            owned.stop()
 
 
 def run_many(envs: list[str], *, parallel: int = 1, confirm: str | None = None, log_output: bool = False) -> int:
