@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
-
+from vpclink_runbooks.aws.missing import ignore_missing
 from vpclink_runbooks.checks.probes import _probes
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.steps.api import PROXY_PATH, find_rest_api
@@ -59,13 +57,8 @@ class Inventory:
     group_rules: dict[str, list[dict]] = field(default_factory=dict)
 
 
-def _ignore_missing(call: Callable, *codes: str):
-    try:
-        return call()
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in codes:
-            return None
-        raise
+# lib/export still imports the old private name; it moves to aws.missing.ignore_missing (then this goes).
+_ignore_missing = ignore_missing
 
 
 def _inbound_rules(aws, group_ids: list[str]) -> list[dict]:
@@ -76,43 +69,69 @@ def _inbound_rules(aws, group_ids: list[str]) -> list[dict]:
 
 
 def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
-    aws, p = ctx.aws, ctx.params
-    gw = aws.apigateway
-    inv = Inventory(params=p, names=ctx.names)
+    """Read the live chain once: the API, the VPC link, the load balancer, the targets, the service, the groups."""
+    inv = Inventory(params=ctx.params, names=ctx.names)
     inv.world = discover(ctx)
     inv.vpc_link_count = len(inv.world.vpc_links)
-    inv.mapping = _ignore_missing(lambda: gw.get_base_path_mapping(domainName=p.api.domain_name,
-                                                                   basePath=p.api.base_path), "NotFoundException")
-    inv.api = find_rest_api(ctx)
-    if inv.api:
-        inv.stage = _ignore_missing(lambda: gw.get_stage(restApiId=inv.api["id"], stageName=p.api.stage),
-                                    "NotFoundException")
-        if inv.stage and inv.stage.get("deploymentId"):
-            inv.deployment = _ignore_missing(lambda: gw.get_deployment(restApiId=inv.api["id"],
-                                             deploymentId=inv.stage["deploymentId"]), "NotFoundException")
-        resources = [r for page in gw.get_paginator("get_resources").paginate(restApiId=inv.api["id"])
-                     for r in page["items"]]
-        proxy = next((r for r in resources if r.get("pathPart") == PROXY_PATH), None)
-        if proxy:
-            inv.integration = _ignore_missing(lambda: gw.get_integration(restApiId=inv.api["id"],
-                                              resourceId=proxy["id"], httpMethod="ANY"), "NotFoundException")
-            inv.probes["resource_id"] = {"id": proxy["id"]}
+    _fetch_api(ctx, inv)
     inv.link = find_link(ctx)
     inv.lb = find_load_balancer(ctx)
     if inv.lb:
-        arn = inv.lb["LoadBalancerArn"]
-        attrs = aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
-        inv.cross_zone = any(a["Key"] == "load_balancing.cross_zone.enabled" and a["Value"] == "true" for a in attrs)
-        inv.listeners = aws.elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
-        forwarded = sorted({a["TargetGroupArn"] for li in inv.listeners for a in li.get("DefaultActions", [])
-                            if a.get("TargetGroupArn")})
-        if forwarded:
-            inv.listener_groups = {t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
-                TargetGroupArns=forwarded)["TargetGroups"]}
-        subnet_ids = [az["SubnetId"] for az in inv.lb.get("AvailabilityZones", [])]
-        if subnet_ids:
-            inv.subnets = {s["SubnetId"]: s for s in aws.ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
-        inv.nlb_rules = _inbound_rules(aws, sorted(inv.lb.get("SecurityGroups") or []))
+        _fetch_load_balancer(ctx, inv)
+    _fetch_targets(ctx, inv)
+    inv.service = find_service(ctx)
+    if inv.service:
+        inv.task_definition = ctx.aws.ecs.describe_task_definition(
+            taskDefinition=inv.service["taskDefinition"])["taskDefinition"]
+        inv.tasks = _tasks(ctx, inv.world)
+        inv.stopped_tasks = _tasks(ctx, inv.world, "STOPPED")
+    _fetch_groups(ctx, inv)
+    if probe:
+        inv.probes.update(_probes(ctx, inv))
+    return inv
+
+
+def _fetch_api(ctx: Context, inv: Inventory) -> None:
+    """The base path mapping, our API's stage and deployment, and the integration on its proxy resource."""
+    gw, a = ctx.aws.apigateway, ctx.params.api
+    inv.mapping = ignore_missing(lambda: gw.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path),
+                                 "NotFoundException")
+    inv.api = find_rest_api(ctx)
+    if not inv.api:
+        return
+    api_id = inv.api["id"]
+    inv.stage = ignore_missing(lambda: gw.get_stage(restApiId=api_id, stageName=a.stage), "NotFoundException")
+    if inv.stage and inv.stage.get("deploymentId"):
+        inv.deployment = ignore_missing(lambda: gw.get_deployment(restApiId=api_id,
+                                        deploymentId=inv.stage["deploymentId"]), "NotFoundException")
+    resources = [r for page in gw.get_paginator("get_resources").paginate(restApiId=api_id) for r in page["items"]]
+    proxy = next((r for r in resources if r.get("pathPart") == PROXY_PATH), None)
+    if proxy:
+        inv.integration = ignore_missing(lambda: gw.get_integration(restApiId=api_id, resourceId=proxy["id"],
+                                                                    httpMethod="ANY"), "NotFoundException")
+        inv.probes["resource_id"] = {"id": proxy["id"]}
+
+
+def _fetch_load_balancer(ctx: Context, inv: Inventory) -> None:
+    """Cross-zone, the listeners and the groups they forward to, the load balancer's subnets and its rules."""
+    aws, arn = ctx.aws, inv.lb["LoadBalancerArn"]
+    attrs = aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    inv.cross_zone = any(a["Key"] == "load_balancing.cross_zone.enabled" and a["Value"] == "true" for a in attrs)
+    inv.listeners = aws.elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+    forwarded = sorted({a["TargetGroupArn"] for li in inv.listeners for a in li.get("DefaultActions", [])
+                        if a.get("TargetGroupArn")})
+    if forwarded:
+        inv.listener_groups = {t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
+            TargetGroupArns=forwarded)["TargetGroups"]}
+    subnet_ids = [az["SubnetId"] for az in inv.lb.get("AvailabilityZones", [])]
+    if subnet_ids:
+        inv.subnets = {s["SubnetId"]: s for s in aws.ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+    inv.nlb_rules = _inbound_rules(aws, sorted(inv.lb.get("SecurityGroups") or []))
+
+
+def _fetch_targets(ctx: Context, inv: Inventory) -> None:
+    """Our target groups, their targets' health, and the instances behind them and in the cluster."""
+    aws = ctx.aws
     inv.target_groups = owned_target_groups(ctx)
     for tg in inv.target_groups:
         inv.health[tg["TargetGroupArn"]] = aws.elbv2.describe_target_health(
@@ -125,17 +144,15 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
     if instance_ids:
         reservations = aws.ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
         inv.instances = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
-    inv.service = find_service(ctx)
-    if inv.service:
-        inv.task_definition = aws.ecs.describe_task_definition(
-            taskDefinition=inv.service["taskDefinition"])["taskDefinition"]
-        inv.tasks = _tasks(ctx, inv.world)
-        inv.stopped_tasks = _tasks(ctx, inv.world, "STOPPED")
+
+
+def _fetch_groups(ctx: Context, inv: Inventory) -> None:
+    """The instances' inbound rules (ours and all), and the runbook's own groups on the V2 / ALB / awsvpc paths."""
+    aws, p, n = ctx.aws, ctx.params, ctx.names
     group_ids = sorted({g["GroupId"] for i in inv.instances.values() for g in i.get("SecurityGroups", [])})
     for group_id in group_ids:
         inv.rules += owned_rules(ctx, group_id)
     inv.all_rules = _inbound_rules(aws, group_ids)
-    n = ctx.names
     wanted_groups = []
     if p.vpc_link.version == 2:
         wanted_groups.append(n.link_security_group)
@@ -147,9 +164,6 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
         inv.groups[name] = find_security_group(ctx, name)
         if inv.groups[name]:
             inv.group_rules[name] = _inbound_rules(aws, [inv.groups[name]["GroupId"]])
-    if probe:
-        inv.probes.update(_probes(ctx, inv))
-    return inv
 
 
 def _tasks(ctx: Context, world: World, desired: str = "RUNNING") -> list[dict]:
