@@ -31,42 +31,11 @@ def targets_healthy(inv: Inventory) -> list[Result]:
     tg = _primary_tg(inv)
     if tg is None:
         return [Result("targets.registered", "targets", "skip", "no target group (see target_group.exists)")]
-    name, port = tg["TargetGroupName"], inv.params.target_port
     descs = inv.health.get(tg["TargetGroupArn"], [])
     registered = {(d["Target"]["Id"], d["Target"].get("Port")) for d in descs
                   if d["TargetHealth"]["State"] != "draining"}
-    serving = serving_targets(inv)
-    out = []
-
-    # Every running task of ours must be a target, or the NLB never sends it traffic.
-    if not serving:
-        out.append(Result("targets.registered", "targets", "skip", "no running task of ours (see service.running)"))
-    else:
-        missing = sorted(serving - registered)
-        if missing:
-            shown = ", ".join(f"{i}:{p} ({_az(inv, i)})" for i, p in missing)
-            out.append(Result("targets.registered", "targets", "fail",
-                              f"running task(s) of ours on {shown} are not registered in {name} "
-                              f"({len(serving) - len(missing)}/{len(serving)} registered)",
-                              "register the running tasks' instance:hostPort in the target group (repair does)"))
-        else:
-            out.append(Result("targets.registered", "targets", "pass",
-                              f"{len(serving)} running task(s) registered in {name}"))
-
-    # A target on another port: explained by a task definition that changed the host port, else a stray.
-    # Only a fixed host port makes "another port" wrong; dynamic ports and IP targets each have their own.
-    elsewhere = sorted((i, p) for i, p in registered if p != port) if inv.params.fixed_host_port else []
-    if elsewhere:
-        shown = ", ".join(f"{i}:{p}" for i, p in elsewhere)
-        if _task_host_port_wrong(inv):
-            out.append(Result("targets.port", "targets", "warn",
-                              f"targets {shown} follow the task definition's hostPort, not {port}",
-                              "follows from task_definition.ports"))
-        else:
-            out.append(Result("targets.port", "targets", "fail",
-                              f"targets {shown} registered in {name} on a port other than {port}",
-                              f"deregister them; only instance:{port} targets belong here (repair does)"))
-
+    out = [_registered(inv, tg["TargetGroupName"], registered)]
+    out += _on_another_port(inv, tg["TargetGroupName"], registered)
     stopped = sorted({i for i, _ in registered if _instance_state(inv, i) != "running"})
     if stopped:
         shown = ", ".join(f"{i} ({_az(inv, i)}) is {_instance_state(inv, i)}" for i in stopped)
@@ -84,9 +53,47 @@ def targets_healthy(inv: Inventory) -> list[Result]:
     judged = [d for d in descs if d["TargetHealth"]["State"] != "draining"
               and _instance_state(inv, d["Target"]["Id"]) == "running"
               and _az(inv, d["Target"]["Id"]) not in outside]
+    if judged:
+        out.append(_health(inv, tg, judged))
+    return out
+
+
+def _registered(inv: Inventory, name: str, registered: set[tuple[str, int | None]]) -> Result:
+    """Every running task of ours must be a target, or the NLB never sends it traffic."""
+    serving = serving_targets(inv)
+    if not serving:
+        return Result("targets.registered", "targets", "skip", "no running task of ours (see service.running)")
+    missing = sorted(serving - registered)
+    if missing:
+        shown = ", ".join(f"{i}:{p} ({_az(inv, i)})" for i, p in missing)
+        return Result("targets.registered", "targets", "fail",
+                      f"running task(s) of ours on {shown} are not registered in {name} "
+                      f"({len(serving) - len(missing)}/{len(serving)} registered)",
+                      "register the running tasks' instance:hostPort in the target group (repair does)")
+    return Result("targets.registered", "targets", "pass", f"{len(serving)} running task(s) registered in {name}")
+
+
+def _on_another_port(inv: Inventory, name: str, registered: set[tuple[str, int | None]]) -> list[Result]:
+    """A target on another port: explained by a task definition that changed the host port, else a stray.
+    Only a fixed host port makes "another port" wrong; dynamic ports and IP targets each have their own."""
+    port = inv.params.target_port
+    elsewhere = sorted((i, p) for i, p in registered if p != port) if inv.params.fixed_host_port else []
+    if not elsewhere:
+        return []
+    shown = ", ".join(f"{i}:{p}" for i, p in elsewhere)
+    if _task_host_port_wrong(inv):
+        return [Result("targets.port", "targets", "warn",
+                       f"targets {shown} follow the task definition's hostPort, not {port}",
+                       "follows from task_definition.ports")]
+    return [Result("targets.port", "targets", "fail",
+                   f"targets {shown} registered in {name} on a port other than {port}",
+                   f"deregister them; only instance:{port} targets belong here (repair does)")]
+
+
+def _health(inv: Inventory, tg: dict, judged: list[dict]) -> Result:
+    """The health of the targets that count: a fault of this hop, or a symptom another check names."""
+    name, port = tg["TargetGroupName"], inv.params.target_port
     bad = [d for d in judged if d["TargetHealth"]["State"] != "healthy"]
-    if not judged:
-        return out
     text = " ".join(f"{d['Target']['Id']}:{d['Target'].get('Port')} {d['TargetHealth']['State']}"
                     f" ({d['TargetHealth'].get('Reason', '')})" for d in bad)
     summary = f"{len(judged) - len(bad)}/{len(judged)} healthy"
@@ -94,23 +101,19 @@ def targets_healthy(inv: Inventory) -> list[Result]:
         azs = sorted({_az(inv, d["Target"]["Id"]) for d in judged})
         where = (f"port {port}" if inv.params.fixed_host_port else "IP targets" if inv.params.awsvpc
                  else "dynamic host ports")
-        out.append(Result("targets.healthy", "targets", "pass", f"{summary} on {where} in {azs}"))
-    elif not tg.get("LoadBalancerArns"):
-        out.append(Result("targets.healthy", "targets", "warn",
-                          f"{summary}: no listener forwards to {name}, so its targets are unused: {text}",
-                          "follows from the listener check"))
-    elif _unadmitted(inv):
-        out.append(Result("targets.healthy", "targets", "warn", f"{summary}: {text}",
-                          "follows from security_group.nlb_subnets"))
-    elif _task_host_port_wrong(inv) and all(d["Target"].get("Port") != port for d in bad):
-        out.append(Result("targets.healthy", "targets", "warn", f"{summary}: {text}",
-                          "follows from task_definition.ports"))
-    elif all(d["TargetHealth"]["State"] == "initial" for d in bad):
-        out.append(Result("targets.healthy", "targets", "warn", f"{summary}: {text}",
-                          "health checks are still starting; verify again in a minute"))
-    else:
-        out.append(Result("targets.healthy", "targets", "fail", f"{summary}: {text}",
-                          f"nothing answers on port {port}: read the task's logs and check that the container "
-                          f"listens on {inv.params.service.container_port}"))
-    return out
-
+        return Result("targets.healthy", "targets", "pass", f"{summary} on {where} in {azs}")
+    if not tg.get("LoadBalancerArns"):
+        return Result("targets.healthy", "targets", "warn",
+                      f"{summary}: no listener forwards to {name}, so its targets are unused: {text}",
+                      "follows from the listener check")
+    if _unadmitted(inv):
+        return Result("targets.healthy", "targets", "warn", f"{summary}: {text}",
+                      "follows from security_group.nlb_subnets")
+    if _task_host_port_wrong(inv) and all(d["Target"].get("Port") != port for d in bad):
+        return Result("targets.healthy", "targets", "warn", f"{summary}: {text}", "follows from task_definition.ports")
+    if all(d["TargetHealth"]["State"] == "initial" for d in bad):
+        return Result("targets.healthy", "targets", "warn", f"{summary}: {text}",
+                      "health checks are still starting; verify again in a minute")
+    return Result("targets.healthy", "targets", "fail", f"{summary}: {text}",
+                  f"nothing answers on port {port}: read the task's logs and check that the container "
+                  f"listens on {inv.params.service.container_port}")
