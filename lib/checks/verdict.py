@@ -9,6 +9,7 @@ import pandas as pd
 
 from vpclink_runbooks.checks.inventory import Inventory
 from vpclink_runbooks.checks.registry import CHECKS, HOPS, Result
+from vpclink_runbooks.context import record as record_for_runner
 
 # ---- results ---------------------------------------------------------------------------------------------
 
@@ -76,9 +77,15 @@ def verdict(results: list[Result]) -> Verdict:
     return Verdict(False, f"BROKEN at hop '{hop}' ({first.id})", hop, first.detail, first.remedy, others)
 
 
-def save(results: list[Result]) -> Verdict:
-    """Hand the results to the runner (run.json checks) and return the verdict."""
-    from vpclink_runbooks.context import record
+def record(results: list[Result]) -> list[dict]:
+    """Hand the results to the runner (run.json `checks`: id, hop, status, detail, remedy per check), by this
+    explicit call: fetching, judging and rendering (table, verdict, pathview) record nothing."""
+    rows = [dict(r.__dict__) for r in results]
+    record_for_runner("checks", rows)
+    return rows
 
-    record("checks", [r.__dict__ for r in results])
+
+def save(results: list[Result]) -> Verdict:
+    """Record the results (see `record`) and return the verdict: the verify notebook's last cell."""
+    record(results)
     return verdict(results)
