@@ -76,18 +76,7 @@ def live(inv: Inventory, results: list[Result]):
         Hop("target_group", "Target group", tg["TargetGroupName"] if tg else "missing",
             f"{tg['Protocol']} :{tg['Port']} {tg['TargetType']}" if tg else "", worst.get("target_group", "unknown")),
     ]
-    targets = []
-    descs = inv.health.get(tg["TargetGroupArn"], []) if tg else []
-    for d in descs:
-        inst = inv.instances.get(d["Target"]["Id"], {})
-        task = next((t for t in inv.tasks if t.get("ip") == d["Target"]["Id"]), {})  # an IP target (awsvpc)
-        state = d["TargetHealth"]["State"]
-        targets.append(Target(inst.get("Placement", {}).get("AvailabilityZone") or task.get("az") or "?",
-                              d["Target"]["Id"], inst.get("PrivateIpAddress", d["Target"]["Id"] if task else ""),
-                              d["Target"].get("Port"), p.service.container_port,
-                              "pass" if state == "healthy" else "fail",
-                              state + (f" ({d['TargetHealth']['Reason']})" if d["TargetHealth"].get("Reason")
-                                       else "")))
+    targets = _live_targets(inv, tg)
     if not targets:  # no panel to draw, so the targets hop gets a box of its own
         hops.append(Hop("targets", "Targets", "none registered", "", worst.get("targets", "unknown")))
     hops += [
@@ -105,3 +94,20 @@ def live(inv: Inventory, results: list[Result]):
             endpoint.detail if endpoint else "not served here (skipped)", worst.get("endpoint", "unknown")),
     ]
     return path_diagram(hops, targets, title=f"live path for {n.base}", highlight=first_broken_hop(results))
+
+
+def _live_targets(inv: Inventory, tg: dict | None) -> list[Target]:
+    """The target group's targets as the diagram's panel shows them: AZ, id, address, ports and health."""
+    targets = []
+    descs = inv.health.get(tg["TargetGroupArn"], []) if tg else []
+    for d in descs:
+        inst = inv.instances.get(d["Target"]["Id"], {})
+        task = next((t for t in inv.tasks if t.get("ip") == d["Target"]["Id"]), {})  # an IP target (awsvpc)
+        state = d["TargetHealth"]["State"]
+        targets.append(Target(inst.get("Placement", {}).get("AvailabilityZone") or task.get("az") or "?",
+                              d["Target"]["Id"], inst.get("PrivateIpAddress", d["Target"]["Id"] if task else ""),
+                              d["Target"].get("Port"), inv.params.service.container_port,
+                              "pass" if state == "healthy" else "fail",
+                              state + (f" ({d['TargetHealth']['Reason']})" if d["TargetHealth"].get("Reason")
+                                       else "")))
+    return targets
