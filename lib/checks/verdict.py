@@ -79,7 +79,8 @@ def verdict(results: list[Result]) -> Verdict:
 
 def record(results: list[Result]) -> list[dict]:
     """Hand the results to the runner (run.json `checks`: id, hop, status, detail, remedy per check), by this
-    explicit call: fetching, judging and rendering (table, verdict, pathview) record nothing."""
+    explicit call: judging and rendering (table, verdict, pathview) record nothing. (The one record fetch
+    leaves is the request its probe sent, run.json `request`: the audit of an act, made when it is made.)"""
     rows = [dict(r.__dict__) for r in results]
     record_for_runner("checks", rows)
     return rows
