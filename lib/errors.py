@@ -40,3 +40,18 @@ class StepFailed(RunbookError):
 
 class WaitTimedOut(StepFailed):
     """A resource did not reach the state we waited for within the time allowed."""
+
+
+class NotOurs(StepFailed):
+    """A resource has the name this runbook gives it but is not tagged as this runbook's.
+
+    The one answer every single-resource finder in `aws/` gives for it (a list finder leaves such resources out):
+    a step that would create or change the resource lets it refuse; destroy, export and checks catch it and
+    leave the resource alone."""
+
+    def __init__(self, kind: str, name: str, ident: str, where: str = "",
+                 fix: str = "rename the environment or remove it"):
+        self.kind, self.name, self.ident = kind, name, ident
+        article = "an" if kind[0] in "AEIOU" else "a"
+        super().__init__(f"{article} {kind} named {name} exists{where} ({ident}) but is not tagged as this "
+                         f"runbook's; {fix}")

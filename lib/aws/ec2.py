@@ -1,32 +1,50 @@
-"""EC2 finders: our security groups and the ingress rules we tagged."""
+"""EC2 finders: our security groups and the ingress rules we tagged.
+
+A security group of our name in the VPC that is not tagged as ours raises errors.NotOurs; list finders
+return only what is tagged as ours."""
 
 from __future__ import annotations
 
-from vpclink_runbooks.context import Context
-from vpclink_runbooks.errors import StepFailed
-from vpclink_runbooks.names import TAG_ENV
+from vpclink_runbooks.errors import NotOurs
+from vpclink_runbooks.names import TAG_ENV, Names
+
+PERMISSIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"]
 
 
-def find_security_group(ctx: Context, name: str) -> dict | None:
-    """Our security group of that name in the VPC; refuses one of that name that is not tagged as ours."""
-    groups = ctx.aws.ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [ctx.params.vpc_id]}, {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+def security_group(aws, names: Names, vpc_id: str, name: str) -> dict | None:
+    """Our security group of that name in the VPC; None when the VPC has no group of that name."""
+    groups = aws.ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
     if not groups:
         return None
-    if not ctx.names.owns(groups[0].get("Tags")):
-        raise StepFailed(f"a security group named {name} exists in {ctx.params.vpc_id} ({groups[0]['GroupId']}) but "
-                         "is not tagged as this runbook's; rename the environment or remove it")
+    if not names.owns(groups[0].get("Tags")):
+        raise NotOurs("security group", name, groups[0]["GroupId"], where=f" in {vpc_id}")
     return groups[0]
 
 
-def owned_rules(ctx: Context, group_id: str) -> list[dict]:
-    rules = [r for page in ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(
-        Filters=[{"Name": "group-id", "Values": [group_id]}]) for r in page["SecurityGroupRules"]]
-    return [r for r in rules if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))]
+def security_groups(aws, names: Names, vpc_id: str, environment: str) -> list[dict]:
+    """Every security group of the VPC tagged as ours (V2 link, ALB, awsvpc tasks: whatever the runbook made)."""
+    groups = [g for page in aws.ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                 {"Name": f"tag:{TAG_ENV}", "Values": [environment]}]) for g in page["SecurityGroups"]]
+    return [g for g in groups if names.owns(g.get("Tags"))]
 
 
-def owned_security_groups(ctx: Context) -> list[dict]:
-    groups = [g for page in ctx.aws.ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]},
-                 {"Name": f"tag:{TAG_ENV}", "Values": [ctx.params.environment]}]) for g in page["SecurityGroups"]]
-    return [g for g in groups if ctx.names.owns(g.get("Tags"))]
+def inbound_rules(aws, group_ids: list[str]) -> list[dict]:
+    """Every ingress rule of these groups (whoever made it)."""
+    if not group_ids:
+        return []
+    return [r for page in aws.ec2.get_paginator("describe_security_group_rules").paginate(
+        Filters=[{"Name": "group-id", "Values": group_ids}]) for r in page["SecurityGroupRules"] if not r["IsEgress"]]
+
+
+def owned_rules(aws, names: Names, group_id: str) -> list[dict]:
+    """The ingress rules of one group that we tagged as ours."""
+    return [r for r in inbound_rules(aws, [group_id]) if names.owns(r.get("Tags"))]
+
+
+def owned_rules_in_vpc(aws, names: Names, vpc_id: str) -> list[dict]:
+    """The ingress rules tagged as ours in any security group of the VPC (what destroy revokes)."""
+    group_ids = [g["GroupId"] for page in aws.ec2.get_paginator("describe_security_groups").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]) for g in page["SecurityGroups"]]
+    return [r for r in inbound_rules(aws, group_ids) if names.owns(r.get("Tags"))]

@@ -1,38 +1,47 @@
-"""Elastic Load Balancing finders: our load balancer by name, our target groups."""
+"""Elastic Load Balancing finders: our load balancer by name, our target groups, a load balancer's listeners.
+
+A finder returns None (or []) when nothing is there; a load balancer of our name that is not tagged as ours
+raises errors.NotOurs (list finders leave what is not ours out)."""
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from vpclink_runbooks.aws.missing import NOT_FOUND, ignore_missing
+from vpclink_runbooks.errors import NotOurs
+from vpclink_runbooks.names import Names
 
-from vpclink_runbooks.context import Context
-from vpclink_runbooks.errors import StepFailed
+PERMISSIONS = ["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
+               "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeListeners"]
 
 
-def find_load_balancer(ctx: Context) -> dict | None:
-    try:
-        lbs = ctx.aws.elbv2.describe_load_balancers(Names=[ctx.names.nlb])["LoadBalancers"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "LoadBalancerNotFound":
-            raise
+def tags(aws, arns: list[str]) -> dict[str, list[dict]]:
+    """ARN -> tags, for any number of load balancers, target groups or listeners (DescribeTags takes 20)."""
+    found: dict[str, list[dict]] = {}
+    for start in range(0, len(arns), 20):
+        described = aws.elbv2.describe_tags(ResourceArns=arns[start:start + 20])["TagDescriptions"]
+        found.update({d["ResourceArn"]: d["Tags"] for d in described})
+    return found
+
+
+def load_balancer(aws, names: Names, name: str | None = None) -> dict | None:
+    """Our load balancer named `name` (default: the one params ask for); None when no load balancer has that name."""
+    name = name or names.nlb
+    lbs = ignore_missing(lambda: aws.elbv2.describe_load_balancers(Names=[name])["LoadBalancers"], *NOT_FOUND["elbv2"])
+    if not lbs:
         return None
     lb = lbs[0]
-    tags = ctx.aws.elbv2.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
-    if not ctx.names.owns(tags):
-        raise StepFailed(f"a load balancer named {ctx.names.nlb} exists but is not tagged as this runbook's "
-                         f"({lb['LoadBalancerArn']}); rename the environment or remove it")
+    if not names.owns(tags(aws, [lb["LoadBalancerArn"]]).get(lb["LoadBalancerArn"])):
+        raise NotOurs("load balancer", name, lb["LoadBalancerArn"])
     return lb
 
 
-def owned_target_groups(ctx: Context) -> list[dict]:
+def target_groups(aws, names: Names) -> list[dict]:
     """Target groups this environment's runbook created, found by name prefix and confirmed by tags."""
-    groups = [tg for page in ctx.aws.elbv2.get_paginator("describe_target_groups").paginate()
-              for tg in page["TargetGroups"] if tg["TargetGroupName"].startswith(ctx.names.base + "-")]
-    if not groups:
-        return []
-    owned = []
-    for start in range(0, len(groups), 20):
-        chunk = groups[start:start + 20]
-        described = ctx.aws.elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"] for g in chunk])["TagDescriptions"]
-        tags = {d["ResourceArn"]: d["Tags"] for d in described}
-        owned += [g for g in chunk if ctx.names.owns(tags.get(g["TargetGroupArn"]))]
-    return owned
+    groups = [tg for page in aws.elbv2.get_paginator("describe_target_groups").paginate()
+              for tg in page["TargetGroups"] if tg["TargetGroupName"].startswith(names.base + "-")]
+    owned = tags(aws, [g["TargetGroupArn"] for g in groups]) if groups else {}
+    return [g for g in groups if names.owns(owned.get(g["TargetGroupArn"]))]
+
+
+def listeners(aws, lb_arn: str) -> list[dict]:
+    """The listeners of a load balancer (ours: callers pass what load_balancer found)."""
+    return aws.elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]

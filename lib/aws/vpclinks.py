@@ -1,13 +1,19 @@
-"""VPC link finders: our V1 links (apigateway) and V2 links (apigatewayv2)."""
+"""VPC link finders: our V1 links (apigateway) and V2 links (apigatewayv2).
+
+VPC link names are not unique: a link of our name not tagged as ours is not ours, and these finders leave it out."""
 
 from __future__ import annotations
 
-from vpclink_runbooks.context import Context
+from vpclink_runbooks.names import Names
+
+# apigatewayv2's VPC link calls are authorized as apigateway:GET on /v2/vpclinks paths.
+PERMISSIONS = ["apigateway:GET"]
 
 
-def owned_links(ctx: Context) -> list[dict]:
-    links = [v for page in ctx.aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]]
-    return [v for v in links if ctx.names.owns(v.get("tags"))]
+def owned_links(aws, names: Names) -> list[dict]:
+    """Our V1 VPC links (any status)."""
+    links = [v for page in aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]]
+    return [v for v in links if names.owns(v.get("tags"))]
 
 
 def v2_view(link: dict) -> dict:
@@ -18,24 +24,20 @@ def v2_view(link: dict) -> dict:
             "version": 2}
 
 
-def owned_links_v2(ctx: Context) -> list[dict]:
+def owned_links_v2(aws, names: Names) -> list[dict]:
+    """Our V2 VPC links (any status), in v2_view's shape."""
     links, token = [], None
     while True:
-        page = _v2(ctx).get_vpc_links(
-            **({"NextToken": token} if token else {}))
+        page = aws.apigatewayv2.get_vpc_links(**({"NextToken": token} if token else {}))
         links += page.get("Items", [])
         token = page.get("NextToken")
         if not token:
             break
-    return [v2_view(v) for v in links if ctx.names.owns(v.get("Tags"))]
+    return [v2_view(v) for v in links if names.owns(v.get("Tags"))]
 
 
-def find_link(ctx: Context) -> dict | None:
-    """Our link of the version params ask for; if several (a crash mid-replace), the AVAILABLE one."""
-    found = owned_links_v2(ctx) if ctx.params.vpc_link.version == 2 else owned_links(ctx)
+def link(aws, names: Names, version: int) -> dict | None:
+    """Our link of that version; if several (a crash mid-replace), the AVAILABLE one; None when there is none."""
+    found = owned_links_v2(aws, names) if version == 2 else owned_links(aws, names)
     links = sorted(found, key=lambda v: (v.get("status") != "AVAILABLE", v["id"]))
     return links[0] if links else None
-
-
-def _v2(ctx: Context):
-    return ctx.aws.apigatewayv2

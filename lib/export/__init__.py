@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import apigateway as aws_apigateway
+from vpclink_runbooks.aws import ec2 as aws_ec2
+from vpclink_runbooks.aws import ecs as aws_ecs
+from vpclink_runbooks.aws import elbv2 as aws_elbv2
 from vpclink_runbooks.aws import session as aws_mod
-from vpclink_runbooks.checks import _ignore_missing
+from vpclink_runbooks.aws import vpclinks
 from vpclink_runbooks.context import Context
-from vpclink_runbooks.errors import RunbookError, StepFailed
+from vpclink_runbooks.errors import NotOurs, RunbookError
 from vpclink_runbooks.names import Names
 from vpclink_runbooks.params import Params, load_params
-from vpclink_runbooks.steps.api import _get_integration, _proxy_resource, owned_rest_apis
-from vpclink_runbooks.steps.destroy import _domain_mappings, _load_balancer, _owned_groups
-from vpclink_runbooks.steps.ecs_service import find_service
-from vpclink_runbooks.steps.load_balancer import owned_target_groups
-from vpclink_runbooks.steps.vpc_link import owned_links, owned_links_v2
+from vpclink_runbooks.steps.destroy import NOT_OURS
 
 PERMISSIONS = [
     "sts:GetCallerIdentity",
@@ -255,11 +255,7 @@ def _compact(body: dict) -> dict:
 
 
 def _elb_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict]]:
-    tags: dict[str, list[dict]] = {}
-    for start in range(0, len(arns), 20):
-        described = ctx.aws.elbv2.describe_tags(ResourceArns=arns[start:start + 20])["TagDescriptions"]
-        tags.update({d["ResourceArn"]: d["Tags"] for d in described})
-    return tags
+    return aws_elbv2.tags(ctx.aws, arns)
 
 
 # -- security groups (the V2 link's, an ALB's, awsvpc tasks': whatever the runbook created) --
@@ -277,9 +273,13 @@ def discover_load_balancers(d: Discovery) -> list[dict]:
     """Ours under any name it may have had (NLB or ALB), as destroy finds them."""
     found, why_not = [], []
     for name in d.ctx.names.load_balancer_names:
-        lb, why = _load_balancer(d.ctx, name)
+        try:
+            lb = aws_elbv2.load_balancer(d.ctx.aws, d.ctx.names, name)
+        except NotOurs:
+            why_not.append(f"{name}: exists but is {NOT_OURS}")
+            continue
         if lb is None:
-            why_not.append(f"{name}: {why}")
+            why_not.append(f"{name}: not found")
             continue
         arn = lb["LoadBalancerArn"]
         attributes = d.ctx.aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
@@ -314,7 +314,7 @@ def _sort_security_groups(values: list) -> list:
 
 
 def discover_target_groups(d: Discovery) -> list[dict]:
-    groups = owned_target_groups(d.ctx)
+    groups = aws_elbv2.target_groups(d.ctx.aws, d.ctx.names)
     tags = _elb_tags(d.ctx, [g["TargetGroupArn"] for g in groups])
     return [{**g, "Tags": tags.get(g["TargetGroupArn"], [])} for g in groups]
 
@@ -344,8 +344,8 @@ def target_group_body(tg: dict, refs: Refs) -> dict:
 
 
 def discover_listeners(d: Discovery) -> list[dict]:
-    listeners = [li for lb in d.found.get("aws_lb", []) for li in d.ctx.aws.elbv2.describe_listeners(
-        LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]]
+    listeners = [li for lb in d.found.get("aws_lb", []) for li in aws_elbv2.listeners(d.ctx.aws,
+                                                                                      lb["LoadBalancerArn"])]
     names = {lb["LoadBalancerArn"]: lb["LoadBalancerName"] for lb in d.found.get("aws_lb", [])}
     tags = _elb_tags(d.ctx, [li["ListenerArn"] for li in listeners])
     return [{**li, "Tags": tags.get(li["ListenerArn"], []), "LoadBalancerName": names[li["LoadBalancerArn"]]}
@@ -376,7 +376,7 @@ def listener_body(listener: dict, refs: Refs) -> dict:
 # -- VPC link --
 
 def discover_vpc_links(d: Discovery) -> list[dict]:
-    return [link for link in owned_links(d.ctx) if link.get("status") != "DELETING"]
+    return [link for link in vpclinks.owned_links(d.ctx.aws, d.ctx.names) if link.get("status") != "DELETING"]
 
 
 def vpc_link_body(link: dict, refs: Refs) -> dict:
@@ -402,16 +402,7 @@ def vpc_link_v2_body(link: dict, refs: Refs) -> dict:
 
 def owned_task_definitions(ctx: Context) -> list[dict]:
     """Every ACTIVE revision of our family tagged as ours (what destroy deregisters), with its tags."""
-    ecs, family = ctx.aws.ecs, ctx.names.task_family
-    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
-            for arn in page["taskDefinitionArns"]]
-    owned = []
-    for arn in arns:
-        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-        td = described["taskDefinition"]
-        if td["family"] == family and ctx.names.owns(described.get("tags")):
-            owned.append({**td, "tags": described.get("tags", [])})
-    return owned
+    return aws_ecs.owned_task_definitions(ctx.aws, ctx.names)
 
 
 def _container(container: dict) -> dict:
@@ -444,8 +435,8 @@ def task_definition_body(td: dict, refs: Refs) -> dict:
 
 def discover_services(d: Discovery) -> list[dict]:
     try:
-        service = find_service(d.ctx)
-    except StepFailed as exc:
+        service = aws_ecs.service(d.ctx.aws, d.ctx.names, d.ctx.params.cluster)
+    except NotOurs as exc:
         d.notes["aws_ecs_service"] = f"skipped: {exc}"
         return []
     return [service] if service else []
@@ -493,14 +484,7 @@ def _service_import_id(service: dict) -> str:
 
 def owned_security_group_rules(ctx: Context) -> list[dict]:
     """The ingress rules tagged as ours in any security group of the VPC (what destroy revokes)."""
-    ec2 = ctx.aws.ec2
-    group_ids = [g["GroupId"] for page in ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]}]) for g in page["SecurityGroups"]]
-    if not group_ids:
-        return []
-    rules = [r for page in ec2.get_paginator("describe_security_group_rules").paginate(
-        Filters=[{"Name": "group-id", "Values": group_ids}]) for r in page["SecurityGroupRules"]]
-    return [r for r in rules if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))]
+    return aws_ec2.owned_rules_in_vpc(ctx.aws, ctx.names, ctx.params.vpc_id)
 
 
 def _rule_source(rule: dict) -> str:
@@ -528,7 +512,7 @@ def security_group_rule_body(rule: dict, refs: Refs) -> dict:
 # -- API Gateway --
 
 def discover_rest_apis(d: Discovery) -> list[dict]:
-    return owned_rest_apis(d.ctx)
+    return aws_apigateway.owned_rest_apis(d.ctx.aws, d.ctx.names)
 
 
 def rest_api_body(api: dict, refs: Refs) -> dict:
@@ -547,7 +531,7 @@ def rest_api_body(api: dict, refs: Refs) -> dict:
 def discover_proxy_resources(d: Discovery) -> list[dict]:
     found = []
     for api in d.found.get("aws_api_gateway_rest_api", []):
-        proxy, root = _proxy_resource(d.ctx, api["id"])
+        proxy, root = aws_apigateway.proxy_resource(d.ctx.aws, api["id"])
         if proxy is not None:
             found.append({**proxy, "restApiId": api["id"], "apiName": api["name"], "rootId": root["id"]})
     return found
@@ -563,10 +547,9 @@ def resource_body(resource: dict, refs: Refs) -> dict:
 
 
 def discover_methods(d: Discovery) -> list[dict]:
-    gw, found = d.ctx.aws.apigateway, []
+    found = []
     for resource in d.found.get("aws_api_gateway_resource", []):
-        method = _ignore_missing(lambda r=resource: gw.get_method(restApiId=r["restApiId"], resourceId=r["id"],
-                                                                  httpMethod="ANY"), "NotFoundException")
+        method = aws_apigateway.method(d.ctx.aws, resource["restApiId"], resource["id"])
         if method is not None:
             method.pop("ResponseMetadata", None)
             found.append({**method, "restApiId": resource["restApiId"], "resourceId": resource["id"],
@@ -595,7 +578,7 @@ def method_body(method: dict, refs: Refs) -> dict:
 def discover_integrations(d: Discovery) -> list[dict]:
     found = []
     for method in d.found.get("aws_api_gateway_method", []):
-        integration = _get_integration(d.ctx, method["restApiId"], method["resourceId"])
+        integration = aws_apigateway.integration(d.ctx.aws, method["restApiId"], method["resourceId"])
         if integration is not None:
             integration.pop("ResponseMetadata", None)
             found.append({**integration, "restApiId": method["restApiId"], "resourceId": method["resourceId"],
@@ -672,14 +655,13 @@ def stage_body(stage: dict, refs: Refs) -> dict:
 
 def discover_deployments(d: Discovery) -> list[dict]:
     """The deployments the stages serve; older ones are history that goes with the REST API."""
-    gw, found, seen = d.ctx.aws.apigateway, [], set()
+    found, seen = [], set()
     for stage in d.found.get("aws_api_gateway_stage", []):
         key = (stage["restApiId"], stage.get("deploymentId"))
         if not stage.get("deploymentId") or key in seen:
             continue
         seen.add(key)
-        deployment = _ignore_missing(lambda s=stage: gw.get_deployment(
-            restApiId=s["restApiId"], deploymentId=s["deploymentId"]), "NotFoundException")
+        deployment = aws_apigateway.deployment(d.ctx.aws, stage["restApiId"], stage["deploymentId"])
         if deployment is not None:
             deployment.pop("ResponseMetadata", None)
             found.append({**deployment, "restApiId": stage["restApiId"], "apiName": stage["apiName"],
@@ -700,7 +682,8 @@ def deployment_body(deployment: dict, refs: Refs) -> dict:
 def discover_base_path_mappings(d: Discovery) -> list[dict]:
     ours = {api["id"] for api in d.found.get("aws_api_gateway_rest_api", [])}
     domain = d.ctx.params.api.domain_name
-    return [{**m, "domainName": domain} for m in _domain_mappings(d.ctx) if m["restApiId"] in ours]
+    return [{**m, "domainName": domain} for m in aws_apigateway.domain_mappings(d.ctx.aws, domain)
+            if m["restApiId"] in ours]
 
 
 def base_path_mapping_body(mapping: dict, refs: Refs) -> dict:
@@ -720,10 +703,18 @@ def _mapping_import_id(mapping: dict) -> str:
     return f"{mapping['domainName']}/{base_path}"
 
 
+def _security_groups(d: Discovery) -> list[dict]:
+    return aws_ec2.security_groups(d.ctx.aws, d.ctx.names, d.ctx.params.vpc_id, d.ctx.params.environment)
+
+
+def _vpc_links_v2(d: Discovery) -> list[dict]:
+    return [v for v in vpclinks.owned_links_v2(d.ctx.aws, d.ctx.names) if v.get("status") != "DELETING"]
+
+
 def kinds() -> list[Kind]:
     """The table, in dependency order (a kind's discovery may read what earlier kinds found)."""
     return [
-        Kind("aws_security_group", "security group", lambda d: _owned_groups(d.ctx), lambda r: r["GroupId"],
+        Kind("aws_security_group", "security group", _security_groups, lambda r: r["GroupId"],
              lambda r: slug(r["GroupName"]), security_group_body),
         Kind("aws_lb", "load balancer", discover_load_balancers, lambda r: r["LoadBalancerArn"],
              lambda r: slug(r["LoadBalancerName"]), load_balancer_body),
@@ -734,7 +725,7 @@ def kinds() -> list[Kind]:
         Kind("aws_api_gateway_vpc_link", "VPC link", discover_vpc_links, lambda r: r["id"],
              lambda r: slug(r["name"]), vpc_link_body),
         Kind("aws_apigatewayv2_vpc_link", "VPC link V2",
-             lambda d: [v for v in owned_links_v2(d.ctx) if v.get("status") != "DELETING"], lambda r: r["id"],
+             _vpc_links_v2, lambda r: r["id"],
              lambda r: slug(r["name"]), vpc_link_v2_body),
         Kind("aws_ecs_task_definition", "task definition", lambda d: owned_task_definitions(d.ctx),
              lambda r: r["taskDefinitionArn"], lambda r: slug(f"{r['family']}_{r['revision']}"),

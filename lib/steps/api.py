@@ -6,21 +6,11 @@ import hashlib
 import json
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from vpclink_runbooks.aws.apigateway import (
-    PROXY_PATH,
-    find_rest_api,
-    find_rest_api_by_id,
-    get_integration,
-    has_method,
-    mapped_api_id,
-    our_apis,
-    owned_rest_apis,  # noqa: F401 (re-exported: destroy and export import it from here)
-    proxy_resource,
-)
+from vpclink_runbooks.aws import apigateway as aws_apigateway
+from vpclink_runbooks.aws.apigateway import PROXY_PATH
 from vpclink_runbooks.context import Context
-from vpclink_runbooks.errors import PreflightRefused, StepFailed
+from vpclink_runbooks.errors import NotOurs, PreflightRefused, StepFailed
 from vpclink_runbooks.plan import Plan
 from vpclink_runbooks.steps.load_balancer import find_load_balancer
 from vpclink_runbooks.steps.vpc_link import find_link
@@ -31,6 +21,29 @@ STAGE_VARIABLE = "vpcLinkId"
 FINGERPRINT_PREFIX = "vpclink-runbooks integration "
 # API Gateway's default (and, without a quota increase, maximum) integration timeout; verify checks it.
 INTEGRATION_TIMEOUT_MS = 29000
+
+
+def owned_rest_apis(ctx: Context) -> list[dict]:
+    """Every REST API tagged as this environment's runbook's, oldest first."""
+    return aws_apigateway.owned_rest_apis(ctx.aws, ctx.names)
+
+
+def _our_apis(ctx: Context) -> tuple[dict | None, list[dict]]:
+    a = ctx.params.api
+    return aws_apigateway.our_apis(ctx.aws, ctx.names, a.domain_name, a.base_path)
+
+
+def find_rest_api(ctx: Context) -> dict | None:
+    """Our REST API (the one apply keeps: see aws.apigateway.our_apis)."""
+    return _our_apis(ctx)[0]
+
+
+def find_rest_api_by_id(ctx: Context, api_id: str) -> bool:
+    """Whether the REST API of that id exists and is ours."""
+    try:
+        return aws_apigateway.rest_api_by_id(ctx.aws, ctx.names, api_id) is not None
+    except NotOurs:
+        return False
 
 
 def desired_integration(ctx: Context, nlb_dns: str, link_id: str | None = None, lb_arn: str | None = None) -> dict:
@@ -89,7 +102,7 @@ def converge(ctx: Context) -> Plan:
 
     proxy = integration = None
     if api is not None:
-        proxy, root = _proxy_resource(ctx, api["id"])
+        proxy, root = aws_apigateway.proxy_resource(ctx.aws, api["id"])
         if proxy is None and plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}",
                                       "forwards every path below the base path"):
             proxy = gw.create_resource(restApiId=api["id"], parentId=root["id"], pathPart=PROXY_PATH)
@@ -98,7 +111,7 @@ def converge(ctx: Context) -> Plan:
     else:
         plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}", "forwards every path below the base path")
 
-    if proxy is not None and not _has_method(ctx, api["id"], proxy["id"]):
+    if proxy is not None and aws_apigateway.method(ctx.aws, api["id"], proxy["id"]) is None:
         if plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method"):
             gw.put_method(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY", authorizationType="NONE",
                           requestParameters={"method.request.path.proxy": True})
@@ -106,7 +119,7 @@ def converge(ctx: Context) -> Plan:
         plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method")
 
     if proxy is not None:
-        integration = _get_integration(ctx, api["id"], proxy["id"])
+        integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"])
     differs = _integration_differs(integration, desired)
     if differs:
         if plan.add("integration ANY /{proxy+}", "create" if integration is None else "update",
@@ -136,12 +149,9 @@ def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, lin
     gw, stage_name = ctx.aws.apigateway, ctx.params.api.stage
     stage = deployment = None
     if api is not None:
-        try:
-            stage = gw.get_stage(restApiId=api["id"], stageName=stage_name)
-            deployment = gw.get_deployment(restApiId=api["id"], deploymentId=stage["deploymentId"])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "NotFoundException":
-                raise
+        stage = aws_apigateway.stage(ctx.aws, api["id"], stage_name)
+        if stage is not None:
+            deployment = aws_apigateway.deployment(ctx.aws, api["id"], stage["deploymentId"])
     wanted_description = FINGERPRINT_PREFIX + fingerprint(desired)
     deployed = (deployment or {}).get("description", "")
     variables = (stage or {}).get("variables", {})
@@ -167,12 +177,7 @@ def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, lin
 def _ensure_mapping(ctx: Context, plan: Plan, api: dict | None) -> None:
     gw, a = ctx.aws.apigateway, ctx.params.api
     label = f"base path mapping {a.domain_name}/{a.base_path}"
-    try:
-        mapping = gw.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "NotFoundException":
-            raise
-        mapping = None
+    mapping = aws_apigateway.base_path_mapping(ctx.aws, a.domain_name, a.base_path)
     want = f"API {api['id'] if api else '(new)'} stage {a.stage}"
     if mapping is None:
         if plan.add(label, "create", None, want, "puts the service at https://" + f"{a.domain_name}/{a.base_path}"):
@@ -205,7 +210,3 @@ def endpoints(ctx: Context) -> pd.DataFrame:
                                                  f"{p.api.stage}/"})
     return pd.DataFrame(rows, columns=["what", "url"])
 
-
-# Old private names, now public finders in aws.apigateway (callers keep working).
-_mapped_api_id, _our_apis, _proxy_resource = mapped_api_id, our_apis, proxy_resource
-_get_integration, _has_method = get_integration, has_method

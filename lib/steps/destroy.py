@@ -17,13 +17,15 @@ import time
 
 from botocore.exceptions import ClientError
 
+from vpclink_runbooks.aws import apigateway as aws_apigateway
+from vpclink_runbooks.aws import ec2 as aws_ec2
+from vpclink_runbooks.aws import ecs as aws_ecs
+from vpclink_runbooks.aws import elbv2 as aws_elbv2
 from vpclink_runbooks.aws import waits
-from vpclink_runbooks.aws.apigateway import domain_mappings
-from vpclink_runbooks.aws.ec2 import owned_security_groups
 from vpclink_runbooks.context import Context
+from vpclink_runbooks.errors import NotOurs
 from vpclink_runbooks.plan import Plan
 from vpclink_runbooks.steps.api import owned_rest_apis
-from vpclink_runbooks.steps.ecs_service import describe_service
 from vpclink_runbooks.steps.load_balancer import owned_target_groups
 from vpclink_runbooks.steps.vpc_link import owned_links, owned_links_v2
 
@@ -39,6 +41,7 @@ PERMISSIONS = [
 ]
 NOT_OURS = "not tagged as this runbook's: left alone"
 PLAN_ONLY = "plan mode: nothing was removed, nothing to wait for"
+LIVE = ("ACTIVE", "DRAINING")  # an ECS service destroy still has to act on or wait for (not INACTIVE)
 
 
 # ---- API Gateway ---------------------------------------------------------------------------------------
@@ -49,7 +52,7 @@ def remove_api(ctx: Context) -> Plan:
     gw, a = ctx.aws.apigateway, ctx.params.api
     apis = owned_rest_apis(ctx)
     ours = {api["id"] for api in apis}
-    mappings = _domain_mappings(ctx)
+    mappings = aws_apigateway.domain_mappings(ctx.aws, a.domain_name)
     # Only mappings to our own APIs: the other teams' paths on the shared domain are never touched.
     for mapping in [m for m in mappings if m["restApiId"] in ours]:
         if plan.add(f"base path mapping {a.domain_name}/{mapping['basePath']}", "delete",
@@ -78,15 +81,14 @@ def remove_api(ctx: Context) -> Plan:
 
 def _service(ctx: Context) -> tuple[dict | None, str]:
     """(our service unless INACTIVE, why not when None)."""
-    services = describe_service(ctx)
+    services = aws_ecs.services(ctx.aws, ctx.names, ctx.params.cluster)
     if services is None:
         return None, f"cluster {ctx.params.cluster} not found"
-    live = [s for s in services if s.get("status") != "INACTIVE"]
-    if not live:
-        return None, "not found"
-    if not ctx.names.owns(live[0].get("tags")):
+    try:
+        service = aws_ecs.live_service(ctx.names, services, ctx.params.cluster, LIVE)
+    except NotOurs:
         return None, f"exists but is {NOT_OURS}"
-    return live[0], ""
+    return (service, "") if service else (None, "not found")
 
 
 def scale_down_service(ctx: Context) -> Plan:
@@ -131,7 +133,7 @@ def remove_service(ctx: Context) -> Plan:
 
 
 def wait_service_gone(ctx: Context) -> str:
-    if not any(s.get("status") != "INACTIVE" for s in describe_service(ctx) or []):
+    if not any(s.get("status") != "INACTIVE" for s in aws_ecs.services(ctx.aws, ctx.names, ctx.params.cluster) or []):
         return f"ECS service {ctx.names.ecs_service} is gone (INACTIVE or never created)"
     if not ctx.apply:
         return PLAN_ONLY
@@ -143,22 +145,15 @@ def wait_service_gone(ctx: Context) -> str:
 def deregister_task_definitions(ctx: Context) -> Plan:
     """Every ACTIVE revision of our family that carries our tags (ECS keeps them as INACTIVE, unusable)."""
     plan = Plan(apply=ctx.apply)
-    ecs, family = ctx.aws.ecs, ctx.names.task_family
-    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
-            for arn in page["taskDefinitionArns"]]
-    found = False
-    for arn in arns:
-        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-        td = described["taskDefinition"]
-        if td["family"] != family:
-            continue
-        found = True
+    family = ctx.names.task_family
+    revisions = aws_ecs.task_definition_revisions(ctx.aws, ctx.names)
+    for td in revisions:
         label = f"task definition {family}:{td['revision']}"
-        if not ctx.names.owns(described.get("tags")):
+        if not ctx.names.owns(td["tags"]):
             plan.add(label, "none", "ACTIVE", None, NOT_OURS)
         elif plan.add(label, "delete", "ACTIVE", "INACTIVE", "deregistered: nothing can start it again"):
-            ecs.deregister_task_definition(taskDefinition=arn)
-    if not found:
+            ctx.aws.ecs.deregister_task_definition(taskDefinition=td["taskDefinitionArn"])
+    if not revisions:
         plan.add(f"task definition {family}", "none", None, None, "no ACTIVE revision")
     return plan
 
@@ -166,15 +161,8 @@ def deregister_task_definitions(ctx: Context) -> Plan:
 def revoke_security_group_rules(ctx: Context) -> Plan:
     """The host-port ingress rules we tagged, in any security group of the VPC."""
     plan = Plan(apply=ctx.apply)
-    ec2 = ctx.aws.ec2
-    group_ids = [g["GroupId"] for page in ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": "vpc-id", "Values": [ctx.params.vpc_id]}]) for g in page["SecurityGroups"]]
-    rules = [r for page in ec2.get_paginator("describe_security_group_rules").paginate(
-        Filters=[{"Name": "group-id", "Values": group_ids}]) for r in page["SecurityGroupRules"]] if group_ids else []
     revoke: dict[str, list[str]] = {}
-    for rule in rules:
-        if rule["IsEgress"] or not ctx.names.owns(rule.get("Tags")):
-            continue
+    for rule in aws_ec2.owned_rules_in_vpc(ctx.aws, ctx.names, ctx.params.vpc_id):
         source = rule.get("CidrIpv4") or (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
         ports = f"{rule['FromPort']}" if rule["FromPort"] == rule["ToPort"] else f"{rule['FromPort']}-{rule['ToPort']}"
         if plan.add(f"{rule['GroupId']} ingress tcp:{ports} from {source}", "delete",
@@ -183,7 +171,7 @@ def revoke_security_group_rules(ctx: Context) -> Plan:
     if not plan.rows:
         plan.add("security group rules", "none", None, None, "none tagged as this runbook's")
     for group_id, rule_ids in sorted(revoke.items()):
-        ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
+        ctx.aws.ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
     return plan
 
 
@@ -234,17 +222,11 @@ def wait_vpc_links_gone(ctx: Context) -> str:
 
 def _load_balancer(ctx: Context, name: str | None = None) -> tuple[dict | None, str]:
     """(our load balancer, why not when None): found by its name, and ours only if its tags say so."""
-    elbv2 = ctx.aws.elbv2
     try:
-        lb = elbv2.describe_load_balancers(Names=[name or ctx.names.nlb])["LoadBalancers"][0]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "LoadBalancerNotFound":
-            raise
-        return None, "not found"
-    tags = elbv2.describe_tags(ResourceArns=[lb["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
-    if not ctx.names.owns(tags):
+        lb = aws_elbv2.load_balancer(ctx.aws, ctx.names, name)
+    except NotOurs:
         return None, f"exists but is {NOT_OURS}"
-    return lb, ""
+    return (lb, "") if lb else (None, "not found")
 
 
 def _load_balancers(ctx: Context) -> list[dict]:
@@ -259,7 +241,7 @@ def remove_load_balancer(ctx: Context) -> Plan:
     lb, why_not = _load_balancer(ctx)
     others = [other for other in _load_balancers(ctx) if other["LoadBalancerName"] != names.nlb]
     listeners = [li for one in [lb, *others] if one
-                 for li in elbv2.describe_listeners(LoadBalancerArn=one["LoadBalancerArn"])["Listeners"]]
+                 for li in aws_elbv2.listeners(ctx.aws, one["LoadBalancerArn"])]
     for listener in listeners:
         if plan.add(f"listener {listener['Protocol']} :{listener['Port']}", "delete", "exists", None,
                     "on this runbook's load balancer"):
@@ -305,7 +287,7 @@ def remove_security_groups(ctx: Context) -> Plan:
     retried until the interfaces are released, and the groups that reference each other are emptied first.
     """
     plan = Plan(apply=ctx.apply)
-    groups = _owned_groups(ctx)
+    groups = aws_ec2.security_groups(ctx.aws, ctx.names, ctx.params.vpc_id, ctx.params.environment)
     if not groups:
         plan.add("security groups", "none", None, None, "none tagged as this runbook's")
         return plan
@@ -336,6 +318,3 @@ def remove_security_groups(ctx: Context) -> Plan:
             time.sleep(2)
     return plan
 
-
-# Old private names, now public finders in aws.apigateway and aws.ec2 (callers keep working).
-_domain_mappings, _owned_groups = domain_mappings, owned_security_groups

@@ -3,9 +3,9 @@ security group rules that admit the load balancer (instance groups, or the tasks
 
 from __future__ import annotations
 
+from vpclink_runbooks.aws import ec2 as aws_ec2
+from vpclink_runbooks.aws import ecs as aws_ecs
 from vpclink_runbooks.aws import waits
-from vpclink_runbooks.aws.ec2 import owned_rules
-from vpclink_runbooks.aws.ecs import current_task_definition, describe_service, find_service
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused, StepFailed, WaitTimedOut
 from vpclink_runbooks.plan import Plan
@@ -60,6 +60,10 @@ def _comparable(container: dict) -> dict:
     out["environment"] = sorted(container.get("environment") or [], key=lambda e: e["name"])
     out["secrets"] = sorted(container.get("secrets") or [], key=lambda e: e["name"])
     return out
+
+
+def current_task_definition(ctx: Context) -> dict | None:
+    return aws_ecs.task_definition(ctx.aws, ctx.names)
 
 
 def _execution_role(ctx: Context) -> str | None:
@@ -138,6 +142,10 @@ def nlb_subnet_cidrs(ctx: Context, world: World) -> list[str]:
     subnet_ids = (sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", [])) if lb
                   else desired_subnets(ctx, world))
     return sorted(s["cidr"] for s in world.subnets if s["subnet_id"] in subnet_ids)
+
+
+def owned_rules(ctx: Context, group_id: str) -> list[dict]:
+    return aws_ec2.owned_rules(ctx.aws, ctx.names, group_id)
 
 
 def link_subnet_cidrs(ctx: Context, world: World) -> list[str]:
@@ -219,6 +227,16 @@ def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[
 
 
 # ---- the service ---------------------------------------------------------------------------------------
+
+def describe_service(ctx: Context) -> list[dict] | None:
+    """The service records ECS has under our service name (any status, with tags); None without the cluster."""
+    return aws_ecs.services(ctx.aws, ctx.names, ctx.params.cluster)
+
+
+def find_service(ctx: Context) -> dict | None:
+    """Our ACTIVE service; errors.NotOurs (the step refuses) when one of its name is not tagged as ours."""
+    return aws_ecs.service(ctx.aws, ctx.names, ctx.params.cluster)
+
 
 def _load_balancers(ctx: Context) -> list[dict]:
     groups = {tg["TargetGroupName"]: tg["TargetGroupArn"] for tg in owned_target_groups(ctx)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vpclink_runbooks.aws import ec2 as aws_ec2
+from vpclink_runbooks.aws import elbv2 as aws_elbv2
 from vpclink_runbooks.aws import waits
-from vpclink_runbooks.aws.ec2 import find_security_group
-from vpclink_runbooks.aws.elbv2 import find_load_balancer, owned_target_groups
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import StepFailed
 from vpclink_runbooks.plan import Plan
@@ -58,6 +58,15 @@ def desired_subnets(ctx: Context, world: World) -> list[str]:
     return sorted(chosen.values())
 
 
+def find_load_balancer(ctx: Context) -> dict | None:
+    """Our load balancer; errors.NotOurs (the step refuses) when one of its name is not tagged as ours."""
+    return aws_elbv2.load_balancer(ctx.aws, ctx.names)
+
+
+def owned_target_groups(ctx: Context) -> list[dict]:
+    return aws_elbv2.target_groups(ctx.aws, ctx.names)
+
+
 def _health_check(ctx: Context) -> dict:
     path = ctx.params.service.health_check_path
     if path or ctx.params.nlb.type == "application":
@@ -88,6 +97,11 @@ def _lb_label(ctx: Context) -> str:
 
 # ---- security groups the runbook creates (V2 link, ALB, awsvpc tasks) ------------------------------------
 
+def find_security_group(ctx: Context, name: str) -> dict | None:
+    """Our security group of that name in the VPC; errors.NotOurs when one of that name is not tagged as ours."""
+    return aws_ec2.security_group(ctx.aws, ctx.names, ctx.params.vpc_id, name)
+
+
 def ensure_security_group(ctx: Context, plan: Plan, name: str, purpose: str) -> str | None:
     """The id of our security group `name` (created, tagged, when missing); None in plan mode before it exists."""
     group = find_security_group(ctx, name)
@@ -112,10 +126,8 @@ def ensure_ingress(ctx: Context, plan: Plan, group_id: str | None, label: str,
     """Exactly the ingress rules `wanted` ((from, to, source CIDR or sg-id)) among the rules we tagged in the group."""
     existing: dict[tuple[int, int, str], dict] = {}
     if group_id:
-        rules = [r for page in ctx.aws.ec2.get_paginator("describe_security_group_rules").paginate(
-            Filters=[{"Name": "group-id", "Values": [group_id]}]) for r in page["SecurityGroupRules"]]
-        existing = {(r["FromPort"], r["ToPort"], _rule_source(r)): r for r in rules
-                    if not r["IsEgress"] and ctx.names.owns(r.get("Tags"))}
+        existing = {(r["FromPort"], r["ToPort"], _rule_source(r)): r
+                    for r in aws_ec2.owned_rules(ctx.aws, ctx.names, group_id)}
     where = group_id or label
 
     def text(key: tuple[int, int, str]) -> str:
@@ -249,7 +261,7 @@ def _ensure_listeners(ctx: Context, lb: dict | None, groups: dict[int, dict], pl
     aws = ctx.aws
     listeners = []
     if lb is not None and "LoadBalancerArn" in lb:
-        listeners = aws.elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        listeners = aws_elbv2.listeners(aws, lb["LoadBalancerArn"])
     by_port = {lst["Port"]: lst for lst in listeners}
     wanted = {p.listener_port: p for p in exposed_ports(ctx)}
     protocol = _protocol(ctx)

@@ -3,8 +3,7 @@ subnets with the runbook's own security group; the REST integration names the lo
 
 from __future__ import annotations
 
-from vpclink_runbooks.aws import waits
-from vpclink_runbooks.aws.vpclinks import find_link, owned_links, owned_links_v2, v2_view
+from vpclink_runbooks.aws import vpclinks, waits
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import StepFailed
 from vpclink_runbooks.plan import Plan
@@ -18,6 +17,19 @@ RECOVERY_V2 = ("a FAILED or INACTIVE V2 link cannot be fixed in place: check its
                "run apply (or repair) to delete and recreate it")
 RECOVERY = ("a FAILED VPC link cannot be fixed in place: check that the NLB is active and has no other "
             "endpoint service, then run apply (or repair) to delete and recreate the link")
+
+
+def owned_links(ctx: Context) -> list[dict]:
+    return vpclinks.owned_links(ctx.aws, ctx.names)
+
+
+def owned_links_v2(ctx: Context) -> list[dict]:
+    return vpclinks.owned_links_v2(ctx.aws, ctx.names)
+
+
+def find_link(ctx: Context) -> dict | None:
+    """Our link of the version params ask for; if several (a crash mid-replace), the AVAILABLE one."""
+    return vpclinks.link(ctx.aws, ctx.names, ctx.params.vpc_link.version)
 
 
 def _v2(ctx: Context):
@@ -126,7 +138,7 @@ def wait_available(ctx: Context) -> str:
             seconds = waits.wait(_v2(ctx), "VpcLinkV2Available", f"VPC link V2 {link['name']} AVAILABLE",
                                  VpcLinkId=link["id"])
         except StepFailed:
-            current = _v2_view(_v2(ctx).get_vpc_link(VpcLinkId=link["id"]))
+            current = vpclinks.v2_view(_v2(ctx).get_vpc_link(VpcLinkId=link["id"]))
             raise StepFailed(f"VPC link {link['id']} is {current['status']}: {current['statusMessage']}. "
                              f"{RECOVERY_V2}") from None
         return f"VPC link V2 {link['name']} ({link['id']}) is AVAILABLE after {seconds:.1f}s"
@@ -138,6 +150,3 @@ def wait_available(ctx: Context) -> str:
         raise StepFailed(f"VPC link {link['id']} is {current.get('status')}: {current.get('statusMessage', '')}. "
                          f"{RECOVERY}") from None
     return f"VPC link {link['name']} ({link['id']}) is AVAILABLE after {seconds:.1f}s"
-
-
-_v2_view = v2_view  # the old private name (now aws.vpclinks.v2_view)
