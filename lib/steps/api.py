@@ -80,13 +80,22 @@ def _integration_differs(current: dict | None, desired: dict) -> list[str]:
 
 def converge(ctx: Context) -> Plan:
     plan = Plan(apply=ctx.apply)
-    gw, names = ctx.aws.apigateway, ctx.names
     lb = find_load_balancer(ctx)
     link = find_link(ctx)
-    nlb_dns = lb["DNSName"] if lb else f"<{names.nlb} DNS name>"
+    nlb_dns = lb["DNSName"] if lb else f"<{ctx.names.nlb} DNS name>"
     link_id = link["id"] if link else "<VPC link id>"
     desired = desired_integration(ctx, nlb_dns, link["id"] if link else None, lb["LoadBalancerArn"] if lb else None)
+    api = _ensure_api(ctx, plan)
+    proxy = _ensure_proxy(ctx, plan, api)
+    _ensure_integration(ctx, plan, api, proxy, desired, lb_found=lb is not None, link_found=link is not None)
+    _ensure_stage(ctx, plan, api, desired, link_id)
+    _ensure_mapping(ctx, plan, api)
+    return plan
 
+
+def _ensure_api(ctx: Context, plan: Plan) -> dict | None:
+    """Our REST API (created when missing; duplicates an interrupted run left are deleted)."""
+    gw, names = ctx.aws.apigateway, ctx.names
     api, duplicates = _our_apis(ctx)
     for extra in duplicates:
         if plan.add(f"REST API {extra['name']} ({extra['id']})", "delete", extra["id"], None,
@@ -99,8 +108,13 @@ def converge(ctx: Context) -> Plan:
                                      tags=names.tags, description=f"{names.base} via VPC link to {names.nlb}")
     else:
         plan.add(f"REST API {names.rest_api}", "none", api["id"], "REGIONAL", "exists")
+    return api
 
-    proxy = integration = None
+
+def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None) -> dict | None:
+    """The /{proxy+} resource under the API's root and its ANY method."""
+    gw = ctx.aws.apigateway
+    proxy = None
     if api is not None:
         proxy, root = aws_apigateway.proxy_resource(ctx.aws, api["id"])
         if proxy is None and plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}",
@@ -117,32 +131,33 @@ def converge(ctx: Context) -> Plan:
                           requestParameters={"method.request.path.proxy": True})
     elif proxy is None:
         plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method")
+    return proxy
 
-    if proxy is not None:
-        integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"])
+
+def _ensure_integration(ctx: Context, plan: Plan, api: dict | None, proxy: dict | None, desired: dict, *,
+                        lb_found: bool, link_found: bool) -> None:
+    """ANY /{proxy+} is HTTP_PROXY to the load balancer listener through the VPC link."""
+    names = ctx.names
+    integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"]) if proxy is not None else None
     differs = _integration_differs(integration, desired)
-    if differs:
-        if plan.add("integration ANY /{proxy+}", "create" if integration is None else "update",
-                    "-" if integration is None else {k: integration.get(k) for k in differs},
-                    f"HTTP_PROXY {desired['uri']} via VPC link {desired['connectionId']}"
-                    + (f", integrationTarget {desired['integrationTarget']}" if "integrationTarget" in desired else ""),
-                    "the integration points at the load balancer listener through the VPC link"):
-            if lb is None:
-                raise StepFailed(f"load balancer {names.nlb} does not exist yet; run 10_nlb in apply mode first")
-            if link is None and "integrationTarget" in desired:
-                raise StepFailed(f"VPC link {names.vpc_link} does not exist yet; run 20_vpc_link in apply mode first")
-            extra = {"integrationTarget": desired["integrationTarget"]} if "integrationTarget" in desired else {}
-            integration = gw.put_integration(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY",
-                                             type=desired["type"], integrationHttpMethod="ANY", uri=desired["uri"],
-                                             connectionType="VPC_LINK", connectionId=desired["connectionId"],
-                                             requestParameters=desired["requestParameters"],
-                                             timeoutInMillis=desired["timeoutInMillis"], **extra)
-    else:
+    if not differs:
         plan.add("integration ANY /{proxy+}", "none", desired["uri"], desired["uri"], "up to date")
-
-    _ensure_stage(ctx, plan, api, desired, link_id)
-    _ensure_mapping(ctx, plan, api)
-    return plan
+        return
+    if plan.add("integration ANY /{proxy+}", "create" if integration is None else "update",
+                "-" if integration is None else {k: integration.get(k) for k in differs},
+                f"HTTP_PROXY {desired['uri']} via VPC link {desired['connectionId']}"
+                + (f", integrationTarget {desired['integrationTarget']}" if "integrationTarget" in desired else ""),
+                "the integration points at the load balancer listener through the VPC link"):
+        if not lb_found:
+            raise StepFailed(f"load balancer {names.nlb} does not exist yet; run 10_nlb in apply mode first")
+        if not link_found and "integrationTarget" in desired:
+            raise StepFailed(f"VPC link {names.vpc_link} does not exist yet; run 20_vpc_link in apply mode first")
+        extra = {"integrationTarget": desired["integrationTarget"]} if "integrationTarget" in desired else {}
+        ctx.aws.apigateway.put_integration(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY",
+                                           type=desired["type"], integrationHttpMethod="ANY", uri=desired["uri"],
+                                           connectionType="VPC_LINK", connectionId=desired["connectionId"],
+                                           requestParameters=desired["requestParameters"],
+                                           timeoutInMillis=desired["timeoutInMillis"], **extra)
 
 
 def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, link_id: str) -> None:
