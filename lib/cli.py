@@ -290,6 +290,14 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="runbook", description="Expose a private ECS service through "
                                   "API Gateway, a VPC link and an internal NLB.")
     sub = top.add_subparsers(dest="command", required=True)
+    _add_run_commands(sub)
+    _add_record_commands(sub)
+    _add_sandbox_commands(sub)
+    return top
+
+
+def _add_run_commands(sub) -> None:
+    """The commands that run notebooks: plan, apply, verify, destroy, repair."""
     for name, text in (("plan", "read-only: what apply would change"),
                        ("apply", "converge, then verify"),
                        ("verify", "read-only hop-by-hop checks of the live chain"),
@@ -308,6 +316,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")
         p.add_argument("--log-output", action="store_true", help="stream notebook output while it runs")
         p.set_defaults(func=_run)
+
+
+def _add_record_commands(sub) -> None:
+    """sequence, and the commands around the runs: the lock, the audit records, the policy, the export."""
     p = sub.add_parser("sequence", help="several commands over one sandbox, e.g. plan apply verify")
     p.add_argument("env")
     p.add_argument("commands", nargs="+", choices=["plan", "apply", "verify"])
@@ -335,6 +347,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["terraform"], default="terraform", help="output format (terraform)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: terraform/<environment>)")
     p.set_defaults(func=_export)
+
+
+def _add_sandbox_commands(sub) -> None:
+    """The emulator and the tools around it: sandbox, request, lab."""
     p = sub.add_parser("sandbox", help="run the embedded emulator in the foreground")
     p.add_argument("env", nargs="?", default="local", help="params whose world to seed (default: local)")
     p.add_argument("--empty", action="store_true", help="start without seeding a world")
@@ -353,7 +369,6 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
     p.add_argument("env", nargs="?", default="local")
     p.set_defaults(func=_lab)
-    return top
 
 
 def _stream_papermill_log() -> None:
