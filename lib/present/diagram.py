@@ -175,14 +175,17 @@ def path_diagram(
     y = place_hops(back, y)
 
     height = int(y - ROW_GAP + MARGIN) if (hops or targets) else int(y)
-    aria = title or "Request path"
-    svg = (
+    return PathDiagram(_svg(body, height, title or "Request path"), _as_text(title, hops, targets, highlight))
+
+
+def _svg(body: list[str], height: int, aria: str) -> str:
+    """The drawn elements in one self-contained SVG document, titled (and labelled) `aria`."""
+    return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{_attr(aria)}" '
         f'font-family="{_attr(SANS)}" style="max-width:100%;height:auto;background:#ffffff">'
         f"<title>{_esc(aria)}</title>" + "".join(body) + "</svg>"
     )
-    return PathDiagram(svg, _as_text(title, hops, targets, highlight))
 
 
 # --- validation -------------------------------------------------------------------------------------
