@@ -18,6 +18,8 @@ from vpclink_runbooks.params import Params, load_raw, parse_params
 
 # "repair-plan" and "repair" are modes of the verify notebook: plan the repair, or make it.
 MODES = ("plan", "apply", "repair-plan", "repair")
+# The modes that may change AWS; in every other mode the session refuses mutating calls and waits return at once.
+CHANGING_MODES = ("apply", "repair")
 # The top-level keys a notebook's parameters cell declares; papermill -f injects them.
 PARAM_KEYS = ("environment", "sandbox", "protected", "region", "account_id", "aws_profile", "role_arn",
               "vpc_id", "cluster", "service", "nlb", "load_balancer", "vpc_link", "api")
@@ -34,7 +36,7 @@ class Context:
     @property
     def apply(self) -> bool:
         """True when this step may change AWS ("repair-plan" only plans)."""
-        return self.mode in ("apply", "repair")
+        return self.mode in CHANGING_MODES
 
     def header(self) -> pd.DataFrame:
         """Who runs what, where: the first table of every executed notebook."""
@@ -64,7 +66,9 @@ def begin(notebook: str, namespace: dict[str, Any]) -> Context:
     params = parse_params(merge_params(namespace.get("params_file"), namespace), namespace.get("params_file") or "")
     if params.sandbox:
         sandbox_link.use_running_sandbox()
-    aws = aws_mod.connect(params, step=notebook)
+    # Read-only by construction: outside apply and repair the session refuses mutating calls before they are sent.
+    read_only = None if mode in CHANGING_MODES else f"{notebook} in {mode} mode is read-only"
+    aws = aws_mod.connect(params, step=notebook, read_only=read_only)
     identity = aws_mod.check_account(aws, params)
     return Context(params=params, aws=aws, names=Names(params), mode=mode, identity=identity)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from vpclink_runbooks.errors import GuardRefused
+from vpclink_runbooks.errors import GuardRefused, RunbookError
 from vpclink_runbooks.params import Params
 
 # Standard retry mode retries throttling and 5xx with exponential backoff and jitter; API
@@ -80,6 +82,36 @@ def is_mutating(operation: str) -> bool:
     return operation not in READ_ONLY_OPERATIONS and not operation.startswith(READ_ONLY_PREFIXES)
 
 
+class MutationRefused(RunbookError):
+    """A read-only session was asked for a mutating call: a bug; the call was not sent."""
+
+
+# A session that refuses mutations answers this event with why (waits read it: a read-only client never polls).
+READ_ONLY_EVENT = "runbook-read-only"
+
+
+def refuse_mutations(session: boto3.Session, why: str, error: type[Exception] = MutationRefused) -> None:
+    """Make `session` read-only: every client made from it afterwards raises `error` on a mutating call (see
+    is_mutating) before the request is signed and sent, so AWS never sees it. `why` opens the message, e.g.
+    "export is read-only". Register before the session's first client: botocore copies a session's handlers
+    into each client it creates."""
+
+    def refuse(model: Any, **_: Any) -> None:
+        if is_mutating(model.name):
+            raise error(f"{why} but tried {model.service_model.service_name}.{model.name}; the call was not sent. "
+                        "Please report this as a bug.")
+
+    session.events.register("before-call", refuse, unique_id="runbook-refuse-mutations")
+    session.events.register(READ_ONLY_EVENT, lambda **_: why, unique_id="runbook-read-only-why")
+
+
+def read_only_reason(target: Any) -> str | None:
+    """Why a session, a client made from one, or an Aws refuses mutations (see refuse_mutations); None if not."""
+    session = getattr(target, "session", target)
+    events = session.events if hasattr(session, "events") else session.meta.events
+    return next((why for _, why in events.emit(READ_ONLY_EVENT) if why), None)
+
+
 def _resource_of(params: dict, parsed: dict) -> str:
     parts = []
     for key in _RESOURCE_KEYS:
@@ -110,6 +142,20 @@ def _created_id(parsed: dict) -> str | None:
         if isinstance(node, str):
             return node
     return None
+
+
+_POLLING = threading.local()
+
+
+@contextlib.contextmanager
+def polling(waiter_name: str) -> Iterator[None]:
+    """While a waiter polls in this thread, the recorder marks its calls with the waiter's name ("wait" in
+    calls.jsonl), so a command's reads can be counted apart from its waits' polls."""
+    _POLLING.waiter = waiter_name
+    try:
+        yield
+    finally:
+        _POLLING.waiter = None
 
 
 @dataclass
@@ -155,6 +201,9 @@ class CallRecorder:
             "retries": int((parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)),
             "throttled": int(context.get("runbook_throttled", 0)),
         }
+        waiter = getattr(_POLLING, "waiter", None)
+        if waiter:
+            entry["wait"] = waiter  # a poll of that waiter, not a read of the step's own
         with self._lock:
             self.calls.append(entry)
             if self.log_path:
@@ -211,6 +260,11 @@ class Aws:
         return self.session.region_name
 
     @property
+    def read_only(self) -> str | None:
+        """Why this session refuses mutating calls (plan mode, export); None when it may change AWS."""
+        return read_only_reason(self.session)
+
+    @property
     def endpoint(self) -> str | None:
         return os.environ.get("AWS_ENDPOINT_URL")
 
@@ -251,9 +305,14 @@ def make_session(params: Params) -> boto3.Session:
     return session
 
 
-def connect(params: Params, step: str | None = None) -> Aws:
+def connect(params: Params, step: str | None = None, read_only: str | None = None) -> Aws:
+    """The run's clients for the params; with `read_only` (why, e.g. "plan mode is read-only") every mutating call
+    is refused before it is sent (refuse_mutations) and every wait returns at once (waits.wait)."""
     log = os.environ.get(CALL_LOG_ENV)
-    return Aws(make_session(params), CallRecorder(Path(log) if log else None), step)
+    session = make_session(params)
+    if read_only:
+        refuse_mutations(session, read_only)
+    return Aws(session, CallRecorder(Path(log) if log else None), step)
 
 
 def check_region(aws: Aws, params: Params) -> None:

@@ -11,6 +11,7 @@ from botocore.exceptions import WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
 from tqdm import tqdm
 
+from vpclink_runbooks.aws.session import polling, read_only_reason
 from vpclink_runbooks.errors import WaitTimedOut
 
 POLL_SECONDS = 1
@@ -102,15 +103,32 @@ def _waiter(client: Any, name: str) -> Any:
     return client.get_waiter(name)
 
 
+def would_wait(client: Any, waiter_name: str, what: str, timeout: float = 900) -> str | None:
+    """What a wait would wait for, when `client`'s session is read-only (plan mode: it changed nothing, so there
+    is nothing to wait for); None when the wait should poll."""
+    why = read_only_reason(client)
+    if why is None:
+        return None
+    return f"{what}: not waited ({why}); apply would wait up to {timeout:.0f}s ({waiter_name})"
+
+
 def wait(client: Any, waiter_name: str, what: str, *, timeout: float = 900, **kwargs: Any) -> float:
-    """Wait with a boto3 waiter until `what` is reached; returns the seconds it took."""
+    """Wait with a boto3 waiter until `what` is reached; returns the seconds it took.
+
+    On a read-only client (plan mode) it returns 0 at once, without a single poll, and shows what it would
+    wait for (would_wait)."""
+    planned = would_wait(client, waiter_name, what, timeout)
+    if planned is not None:
+        _Display().finish(planned)
+        return 0.0
     waiter = _waiter(client, waiter_name)
     config = {"Delay": POLL_SECONDS, "MaxAttempts": max(1, int(timeout / POLL_SECONDS))}
     outcome: dict[str, BaseException] = {}
 
     def run() -> None:
         try:
-            waiter.wait(WaiterConfig=config, **kwargs)
+            with polling(waiter_name):
+                waiter.wait(WaiterConfig=config, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread below
             outcome["error"] = exc
 
