@@ -31,15 +31,24 @@ class Plan:
         return self.apply and action != "none"
 
     def frame(self) -> pd.DataFrame:
-        """The rows as a table; also handed to the runner, so run.json lists every planned row."""
-        from vpclink_runbooks.context import append_record
-
-        append_record("plan", [asdict(r) for r in self.rows])
+        """The rows as a table (rendering only: record() is what hands them to the runner)."""
         return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)
+
+    def record(self) -> Plan:
+        """Hand the rows to the runner (the run's plan.jsonl, which run.json's "plan" lists); returns the plan."""
+        record(self.rows)
+        return self
 
     @property
     def changes(self) -> list[Row]:
         return [r for r in self.rows if r.action != "none"]
+
+
+def record(rows: list[Row]) -> None:
+    """Append plan rows to the run's plan.jsonl, when a runner started this kernel (see context.append_record)."""
+    from vpclink_runbooks.context import append_record
+
+    append_record("plan", [asdict(r) for r in rows])
 
 
 def _text(value: object) -> str:
