@@ -208,7 +208,7 @@ def measure_aws_like(params: Path, environment: str, runs: int, workdir: Path) -
 
 
 FLOOR_CODE = """import sys
-sys.modules.setdefault("rfc3987_syntax", None)  # as lib/runner.py's _import_papermill: skip a 2 s grammar build
+sys.modules.setdefault("rfc3987_syntax", None)  # as lib/run/kernels.py's _import_papermill: skip a 2 s grammar build
 import papermill
 papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name="python3", progress_bar=False)
 """
@@ -220,7 +220,7 @@ def measure_floor(runs: int, workdir: Path) -> dict:
     no run record, no HTML page. The runbook's verify cannot be faster than this."""
     import nbformat
 
-    from vpclink_runbooks.run.runner import _warm_up_code
+    from vpclink_runbooks.run.kernels import _warm_up_code
 
     source = workdir / "floor.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_warm_up_code("50_verify"))],

@@ -6,7 +6,9 @@ RUNBOOK_ROOT with requirements.txt installed (papermill, the `python3` kernel an
 
     airflow dags trigger vpclink_runbook_apply --conf '{"env": "dev"}'
 
-STEPS and NEEDS mirror lib/runner.py (COMMANDS["apply"] and NEEDS); tests/test_airflow_dag.py keeps them equal.
+STEPS and NEEDS are a copy of the step registry (lib/steps/registry.py: the notebooks `runbook apply` runs, in
+order, and what each needs), kept here so workers need not import the package; tests/test_airflow_dag.py
+proves the copy equals the registry (and the runner's COMMANDS["apply"] and NEEDS derived from it).
 """
 
 from __future__ import annotations

@@ -22,17 +22,20 @@ from vpclink_runbooks.steps import ecs_service
 from vpclink_runbooks.steps import load_balancer as loadbalancer
 from vpclink_runbooks.steps import vpc_link as vpclink
 from vpclink_runbooks.steps.inspect import discover
+from vpclink_runbooks.steps.registry import repair_dependants, repair_order
 
 PERMISSIONS = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
                "elasticloadbalancing:DescribeTargetHealth"]
-# Steps in the order apply runs them; a later step reads what an earlier one made.
-STEPS = ["nlb", "vpc_link", "ecs", "targets", "api"]
+# Steps in the order apply runs them; a later step reads what an earlier one made (the step registry's repair
+# names: nlb, vpc_link, ecs, targets, api).
+STEPS = repair_order()
 # Which step converges the resource a check guards; None: not the runbook's to change (explained).
 # Read from each check's declaration (@check(..., repaired_by=...) next to its code in checks/).
 OWNER = checks.REPAIRED_BY
 # A step whose resources another step refers to: the dependants converge after it (a recreated VPC link
 # has a new id the stage variable must name; a new target group has an ARN the service must use).
-DEPENDANTS = {"nlb": ["ecs", "api"], "vpc_link": ["api"]}
+# From the registry's `follows`: {"nlb": ["ecs", "api"], "vpc_link": ["api"]}.
+DEPENDANTS = repair_dependants()
 
 
 def owner(result: Result) -> str | None:

@@ -36,21 +36,24 @@ from vpclink_runbooks.run.kernels import (  # noqa: F401
     _warm_up_runner,
 )
 from vpclink_runbooks.run.schedule import NEEDS, REFUSALS, _execute, _export_page, _run_steps  # noqa: F401
+from vpclink_runbooks.steps import registry
 
-STEP_NOTEBOOKS = ["10_nlb", "20_vpc_link", "30_ecs_service", "40_api"]
+# The notebooks and their order come from the step registry (steps/registry.py).
+_INSPECT, _VERIFY, _DESTROY = registry.INSPECT.notebook, registry.VERIFY.notebook, registry.DESTROY.notebook
+STEP_NOTEBOOKS = [step.notebook for step in registry.CHAIN]
 COMMANDS: dict[str, list[tuple[str, str]]] = {
-    "plan": [("00_inspect", "plan")] + [(nb, "plan") for nb in STEP_NOTEBOOKS],
-    "apply": [("00_inspect", "apply")] + [(nb, "apply") for nb in STEP_NOTEBOOKS] + [("50_verify", "plan")],
-    "verify": [("50_verify", "plan")],
+    "plan": [(_INSPECT, "plan")] + [(nb, "plan") for nb in STEP_NOTEBOOKS],
+    "apply": [(_INSPECT, "apply")] + [(nb, "apply") for nb in STEP_NOTEBOOKS] + [(_VERIFY, "plan")],
+    "verify": [(_VERIFY, "plan")],
 }
 
 
 def notebooks_for(command: str, yes: bool) -> list[tuple[str, str]]:
     """The (notebook, mode) sequence of a command; destroy and repair change AWS only with --yes."""
     if command == "destroy":
-        return [("90_destroy", "apply" if yes else "plan")]
+        return [(_DESTROY, "apply" if yes else "plan")]
     if command == "repair":
-        return [("50_verify", "repair" if yes else "repair-plan")]
+        return [(_VERIFY, "repair" if yes else "repair-plan")]
     return COMMANDS[command]
 MUTATING_COMMANDS = {"apply", "repair", "destroy"}
 

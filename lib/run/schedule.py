@@ -8,18 +8,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from vpclink_runbooks.run.kernels import NOTEBOOKS, PARALLEL_STEPS, KernelPool, _import_papermill, _shutdown
+from vpclink_runbooks.steps import registry
 
-# What each notebook needs done before it (apply mode); a command runs a notebook once its needs that are part of
-# the command succeeded, so independent steps overlap: 30_ecs_service (task definition, rules, service) does
-# not wait for the VPC link, and 20_vpc_link/40_api do not wait for the service to stabilise.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "00_inspect": (),
-    "10_nlb": ("00_inspect",),
-    "20_vpc_link": ("10_nlb",),
-    "30_ecs_service": ("10_nlb",),
-    "40_api": ("20_vpc_link",),
-    "50_verify": ("00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api"),
-}
+# What each notebook of apply needs done before it, from the step registry (steps/registry.py); a command runs a
+# notebook once its needs that are part of the command succeeded, so independent steps overlap: 30_ecs_service
+# (task definition, rules, service) does not wait for the VPC link, and 20_vpc_link/40_api do not wait for the
+# service to stabilise.
+NEEDS: dict[str, tuple[str, ...]] = registry.needs_by_notebook((registry.INSPECT, *registry.CHAIN, registry.VERIFY))
 
 # Errors raised inside a notebook that mean "refused, nothing changed" rather than "failed".
 REFUSALS = {"ParamsError", "GuardRefused", "PreflightRefused"}
