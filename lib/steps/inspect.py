@@ -218,13 +218,31 @@ def rollout_problem(desired: int, capacity: int, minimum_percent: int, maximum_p
 
 
 def preflight(ctx: Context, world: World) -> pd.DataFrame:
-    p, names = ctx.params, ctx.names
+    """What would stop or spoil an apply here, worst first within each topic; "ready" when nothing does."""
+    p = ctx.params
     findings: list[dict] = []
 
     def add(severity: str, finding: str, detail: str, fix: str) -> None:
         findings.append({"severity": severity, "finding": finding, "detail": detail, "fix": fix})
 
     running = [i for i in world.instances if i["state"] == "running" and i["status"] == "ACTIVE"]
+    _instance_findings(ctx, running, add)
+    capacity = len(placeable_instances(ctx, world))
+    _capacity_findings(ctx, world, running, capacity, add)
+    _subnet_findings(ctx, world, add)
+    _api_findings(ctx, world, add)
+    _name_findings(ctx, world, add)
+    if not findings:
+        add("info", "ready", f"{capacity} instance(s) in {', '.join(world.instance_azs)} can take the fixed host "
+            f"port {p.service.host_port}" if p.fixed_host_port else
+            f"{len(running)} instance(s) in {', '.join(world.instance_azs)}; {_path_name(p)} has no fixed host port",
+            "none")
+    return pd.DataFrame(findings, columns=["severity", "finding", "detail", "fix"])
+
+
+def _instance_findings(ctx: Context, running: list[dict], add) -> None:
+    """The cluster's running instances: any at all, their host ports, their security groups."""
+    p = ctx.params
     if not running:
         add("error", "no cluster instances", f"cluster {p.cluster} has no running ACTIVE container instances",
             "register EC2 container instances in the cluster first")
@@ -238,7 +256,11 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
     if bare:
         add("error", "instance without security group", f"{bare} have no security group",
             "attach a security group to every container instance")
-    capacity = len(placeable_instances(ctx, world))
+
+
+def _capacity_findings(ctx: Context, world: World, running: list[dict], capacity: int, add) -> None:
+    """Availability zones, and whether desired_count fits and can roll with a fixed host port."""
+    p = ctx.params
     if running and len(world.instance_azs) < 2:
         add("warning" if p.nlb.type == "network" else "error", "instances in one AZ",
             f"all cluster instances are in {world.instance_azs}",
@@ -257,6 +279,11 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
         if problem:
             add("error", "deployment cannot roll with a fixed port", problem,
                 "change service.deployment as described")
+
+
+def _subnet_findings(ctx: Context, world: World, add) -> None:
+    """The load balancer's subnets (when params name them): in the VPC, and covering the instances' AZs."""
+    p = ctx.params
     if p.nlb.subnets:
         for subnet_id in p.nlb.subnets:
             subnet = world.subnet(subnet_id)
@@ -268,6 +295,11 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
             add("warning", "instances in an AZ the NLB does not serve",
                 f"nlb.subnets covers {sorted(chosen)}; instances in {az} would be unused targets",
                 f"add a subnet of {az} to nlb.subnets")
+
+
+def _api_findings(ctx: Context, world: World, add) -> None:
+    """The custom domain: present, REGIONAL, and its base path free or already ours."""
+    p, names = ctx.params, ctx.names
     if world.domain is None:
         add("error", "custom domain missing", f"{p.api.domain_name} is not an API Gateway custom domain in {p.region}",
             "create the custom domain (with its ACM certificate) first, or fix api.domain_name")
@@ -283,6 +315,11 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
                     f"{p.api.domain_name}/{p.api.base_path} already maps to API {m['restApiId']} "
                     f"stage {m.get('stage')}",
                     "choose another api.base_path; the runbook never takes over another API's mapping")
+
+
+def _name_findings(ctx: Context, world: World, add) -> None:
+    """Room for a new VPC link, and the load balancer's name not held by a load balancer that is not internal."""
+    names = ctx.names
     existing_link = any(names.owns(v.get("tags")) for v in world.vpc_links)
     if not existing_link and len(world.vpc_links) >= VPC_LINK_QUOTA:
         add("error", "VPC link quota reached", f"{len(world.vpc_links)} VPC links exist (quota {VPC_LINK_QUOTA})",
@@ -292,12 +329,6 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
     if other_lbs:
         add("error", "load balancer name taken", f"{names.nlb} exists and is not internal",
             "rename the environment or remove that load balancer")
-    if not findings:
-        add("info", "ready", f"{capacity} instance(s) in {', '.join(world.instance_azs)} can take the fixed host "
-            f"port {p.service.host_port}" if p.fixed_host_port else
-            f"{len(running)} instance(s) in {', '.join(world.instance_azs)}; {_path_name(p)} has no fixed host port",
-            "none")
-    return pd.DataFrame(findings, columns=["severity", "finding", "detail", "fix"])
 
 
 def require_clear(ctx: Context, findings: pd.DataFrame) -> str:
