@@ -1,4 +1,5 @@
 # Two commands for a fresh machine with python3 and make: `make run` and `make test`.
+# `make check` is the fast inner loop: ruff and the tests that run no notebook (the `notebooks` marker).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ ENV    ?= local
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lab lint clean chromium bench
+.PHONY: install run test check lab lint clean chromium bench
 
 install: $(STAMP)
 
@@ -23,6 +24,10 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not notebooks"
 
 # Installs Debian's chromium with apt when it is missing; fails loudly when it cannot.
 chromium:

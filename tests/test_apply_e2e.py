@@ -11,6 +11,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT, write_params
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 
 

@@ -17,6 +17,8 @@ from vpclink_runbooks.run.runner import run
 from .conftest import ROOT
 from .lifecycle import LOCAL, counts, record
 
+pytestmark = pytest.mark.notebooks
+
 REFERENCE = [sys.executable, str(ROOT / "benchmarks" / "reference.py"), LOCAL]
 
 

@@ -26,6 +26,8 @@ from vpclink_runbooks.run.runner import run as run_command
 from .chromium import browser, require_chromium, screenshot_path
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 # Each notebook: the code a cell must contain, and the column headers of the table it must show.
 TABLES = {

@@ -15,6 +15,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 BASE, DOMAIN = "local-orders", "api.example.com"
 

@@ -11,6 +11,8 @@ from vpclink_runbooks.run.runner import run
 from .conftest import write_params
 from .lifecycle import LOCAL, counts, owned, record, world
 
+pytestmark = pytest.mark.notebooks
+
 NOTHING = {"load_balancers": 0, "target_groups": 0, "vpc_links": 0, "rest_apis": 0, "ecs_services": 0,
            "task_definitions": 0, "security_group_rules": 0, "lock": 0}
 

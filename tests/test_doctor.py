@@ -19,6 +19,8 @@ from vpclink_runbooks.sandbox import faults
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 ENV, BASE, CLUSTER, DOMAIN = "local", "local-orders", "local-ecs", "api.example.com"
 

@@ -21,6 +21,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 TAGS = {"runbook:environment": "local", "runbook:service": "orders", "runbook:managed-by": "vpclink-runbooks"}
 # Resource types whose AWS resources carry tags (the runbook tags everything it creates that takes tags).

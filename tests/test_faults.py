@@ -3,10 +3,14 @@ fails the step with a message naming the call; a re-run then converges."""
 
 from __future__ import annotations
 
+import pytest
+
 from vpclink_runbooks.run.runner import run
 from vpclink_runbooks.sandbox.faults import server_error, throttle
 
 from .lifecycle import LOCAL, counts, record
+
+pytestmark = pytest.mark.notebooks
 
 ONE_OF_EACH = {"load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1, "ecs_services": 1,
                "task_definitions": 1, "security_group_rules": 2, "lock": 0}

@@ -16,6 +16,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT, write_params
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 OTHER_ACCOUNT = "210987654321"
 CONFIRM = "local@123456789012"

@@ -33,6 +33,8 @@ from vpclink_runbooks.sandbox.server import _SandboxSession
 from .conftest import ROOT, write_params
 from .test_doctor import FAULTS, Chain
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = str(ROOT / "params" / "local.yaml")
 LOCK_PARAMETER = "/vpclink-runbooks/local/lock"
 

@@ -15,6 +15,8 @@ from vpclink_runbooks.run.runner import run
 
 from .lifecycle import LOCAL, LOCK_PARAMETER, counts, kill, record, start, wait_for
 
+pytestmark = pytest.mark.notebooks
+
 FOREIGN = {"holder": "arn:aws:sts::123456789012:assumed-role/platform/alice", "host": "alice-laptop", "pid": 4242,
            "run_id": "20261129T090000Z-abcdef", "command": "apply", "since": "2026-11-29T09:00:00+00:00"}
 

@@ -16,6 +16,8 @@ from vpclink_runbooks.run.runner import run as run_command
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 

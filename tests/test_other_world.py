@@ -12,6 +12,8 @@ from vpclink_runbooks.sandbox.world import WorldSpec, seed_world
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 
 @pytest.fixture(scope="module")
 def other_world(sandbox):

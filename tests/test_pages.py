@@ -13,6 +13,8 @@ from vpclink_runbooks.run.runner import run as run_command
 from .chromium import browser, screenshot_path
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 # tqdm's bar at 0%: "...:   0%|          |" is what a wait frozen before its first update leaves behind.
 STUCK_AT_ZERO = " 0%|"
 

@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from vpclink_runbooks.run.runner import NOTEBOOKS, run
 
 from .conftest import ROOT
+
+pytestmark = pytest.mark.notebooks
 
 
 def test_papermill_cli_applies_each_notebook_in_order_and_the_chain_verifies(sandbox, tmp_path):

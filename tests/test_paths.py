@@ -14,6 +14,8 @@ from vpclink_runbooks.sandbox.behaviours import set_vpc_link_v2_status
 
 from .conftest import write_params
 
+pytestmark = pytest.mark.notebooks
+
 MANAGED = ("runbook:managed-by", "vpclink-runbooks")
 
 

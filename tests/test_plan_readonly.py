@@ -18,6 +18,8 @@ from vpclink_runbooks.sandbox.world import WorldSpec, seed_world
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 # A world no other test builds: another region, three AZs, other names and ports.
 SPEC = WorldSpec(region="us-west-2", vpc_id="vpc-0c0ffee0d15ea5e17", vpc_cidr="10.77.0.0/16",
                  cluster="warehouse-ecs", az_count=3, instances_per_az=1,

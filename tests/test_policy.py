@@ -16,6 +16,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 LOCAL = ROOT / "params" / "local.yaml"
 ARN = re.compile(r"arn:aws:[^\s,]+")
 

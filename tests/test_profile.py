@@ -29,6 +29,8 @@ from vpclink_runbooks.sandbox.server import AWS_LIKE, Delays, start_sandbox
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.notebooks
+
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 
 

@@ -15,6 +15,8 @@ from vpclink_runbooks.present.report import (
     write_index,
 )
 
+pytestmark = pytest.mark.notebooks
+
 
 class Tags(HTMLParser):
     """Every start tag with its attributes, and the page's text."""

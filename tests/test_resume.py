@@ -17,6 +17,8 @@ from vpclink_runbooks.run.runner import run
 
 from .lifecycle import LOCAL, calls, counts, kill, new_run_dir, owned, record, runs_dir, start, wait_for
 
+pytestmark = pytest.mark.notebooks
+
 AT_MOST_ONE = ("load_balancers", "vpc_links", "rest_apis", "ecs_services", "task_definitions")
 
 

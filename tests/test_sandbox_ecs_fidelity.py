@@ -18,6 +18,8 @@ from vpclink_runbooks.run.runner import run
 from .conftest import ROOT
 from .lifecycle import LOCAL, record
 
+pytestmark = pytest.mark.notebooks
+
 REGION = "eu-west-2"
 ACCOUNT = "123456789012"
 CLUSTER = "local-ecs"

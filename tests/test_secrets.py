@@ -15,6 +15,8 @@ from vpclink_runbooks.run.runner import run
 
 from .conftest import write_params
 
+pytestmark = pytest.mark.notebooks
+
 SSM_VALUE = "s3cr3t-Zq9-ssm-7f3a91c2"
 SM_VALUE = "s3cr3t-Zq9-sm-b81e44d0"
 ACCOUNT = "123456789012"

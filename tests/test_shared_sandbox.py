@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.notebooks
 
 
 def test_commands_find_the_running_sandbox(tmp_path):
