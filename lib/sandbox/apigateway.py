@@ -46,108 +46,115 @@ def _advance_vpc_link(link: Any) -> None:
         link.status_message = "Your VPC link is ready"
 
 
-def _install_apigateway() -> None:
-    from moto.apigateway import models as m
-    from moto.apigateway.exceptions import BadRequestException, NoIntegrationDefined
-    from moto.apigateway.responses import APIGatewayResponse
+def _link_init(orig: Any) -> Any:
+    def f(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        self.status = "PENDING"
+        self.status_message = "VPC link is provisioning ENIs"
+        self._sbx_created = _now()
 
-    def link_init(orig: Any) -> Any:
-        def f(self: Any, *args: Any, **kwargs: Any) -> None:
-            orig(self, *args, **kwargs)
-            self.status = "PENDING"
-            self.status_message = "VPC link is provisioning ENIs"
-            self._sbx_created = _now()
+    return f
 
-        return f
 
-    def link_to_json(orig: Any) -> Any:
-        def f(self: Any) -> dict[str, Any]:
-            with LOCK:
-                _advance_vpc_link(self)
-                d = orig(self)
-                d["status"] = self.status
-                d["statusMessage"] = getattr(self, "status_message", "")
-                return d
-
-        return f
-
-    def integration_to_json(orig: Any) -> Any:
-        def f(self: Any) -> dict[str, Any]:
+def _link_to_json(orig: Any) -> Any:
+    def f(self: Any) -> dict[str, Any]:
+        with LOCK:
+            _advance_vpc_link(self)
             d = orig(self)
-            if getattr(self, "connection_id", None):
-                d["connectionId"] = self.connection_id
-            if getattr(self, "integration_target", None):
-                d["integrationTarget"] = self.integration_target
-            return {k: v for k, v in d.items() if v is not None}
+            d["status"] = self.status
+            d["statusMessage"] = getattr(self, "status_message", "")
+            return d
 
-        return f
+    return f
 
-    def put_integration(orig: Any) -> Any:
-        def f(self: Any) -> Any:
-            status, headers, _body = orig(self)
-            parts = self.path.split("/")
-            integ = self.backend.get_integration(parts[2], parts[4], parts[6])
-            integ.connection_id = self._get_param("connectionId")
-            integ.integration_target = self._get_param("integrationTarget")
-            return status, headers, json.dumps(integ.to_json())
 
-        return f
+def _integration_to_json(orig: Any) -> Any:
+    def f(self: Any) -> dict[str, Any]:
+        d = orig(self)
+        if getattr(self, "connection_id", None):
+            d["connectionId"] = self.connection_id
+        if getattr(self, "integration_target", None):
+            d["integrationTarget"] = self.integration_target
+        return {k: v for k, v in d.items() if v is not None}
 
-    def update_integration(self: Any) -> Any:
+    return f
+
+
+def _put_integration(orig: Any) -> Any:
+    def f(self: Any) -> Any:
+        status, headers, _body = orig(self)
         parts = self.path.split("/")
         integ = self.backend.get_integration(parts[2], parts[4], parts[6])
-        if integ is None:
-            raise NoIntegrationDefined()
-        for op in self._get_param("patchOperations") or []:
-            kind, path, value = op.get("op"), op.get("path", ""), op.get("value")
-            if kind not in ("replace", "add", "remove"):
-                raise BadRequestException(f"Invalid patch operation specified. Must be add|remove|replace, got {kind}")
-            if kind == "remove":
-                value = None
-            if path == "/uri":
-                integ.uri = value
-            elif path == "/connectionId":
-                integ.connection_id = value
-            elif path == "/connectionType":
-                integ.connection_type = value
-            elif path == "/httpMethod":
-                integ.http_method = value
-            elif path == "/timeoutInMillis":
-                integ.timeout_in_millis = int(value) if value is not None else None
-            elif path == "/passthroughBehavior":
-                integ.passthrough_behaviour = value
-            elif path == "/integrationTarget":
-                integ.integration_target = value
-            elif path.startswith("/requestParameters/"):
-                name = path[len("/requestParameters/") :].replace("~1", "/").replace("~0", "~")
-                params = dict(integ.request_parameters or {})
-                if value is None:
-                    params.pop(name, None)
-                else:
-                    params[name] = value
-                integ.request_parameters = params
+        integ.connection_id = self._get_param("connectionId")
+        integ.integration_target = self._get_param("integrationTarget")
+        return status, headers, json.dumps(integ.to_json())
+
+    return f
+
+
+def _update_integration(self: Any) -> Any:
+    from moto.apigateway.exceptions import BadRequestException, NoIntegrationDefined
+
+    parts = self.path.split("/")
+    integ = self.backend.get_integration(parts[2], parts[4], parts[6])
+    if integ is None:
+        raise NoIntegrationDefined()
+    for op in self._get_param("patchOperations") or []:
+        kind, path, value = op.get("op"), op.get("path", ""), op.get("value")
+        if kind not in ("replace", "add", "remove"):
+            raise BadRequestException(f"Invalid patch operation specified. Must be add|remove|replace, got {kind}")
+        if kind == "remove":
+            value = None
+        if path == "/uri":
+            integ.uri = value
+        elif path == "/connectionId":
+            integ.connection_id = value
+        elif path == "/connectionType":
+            integ.connection_type = value
+        elif path == "/httpMethod":
+            integ.http_method = value
+        elif path == "/timeoutInMillis":
+            integ.timeout_in_millis = int(value) if value is not None else None
+        elif path == "/passthroughBehavior":
+            integ.passthrough_behaviour = value
+        elif path == "/integrationTarget":
+            integ.integration_target = value
+        elif path.startswith("/requestParameters/"):
+            name = path[len("/requestParameters/") :].replace("~1", "/").replace("~0", "~")
+            params = dict(integ.request_parameters or {})
+            if value is None:
+                params.pop(name, None)
             else:
-                raise BadRequestException(f"Invalid patch path '{path}' specified for op '{kind}'.")
-        return 200, {}, json.dumps(integ.to_json())
+                params[name] = value
+            integ.request_parameters = params
+        else:
+            raise BadRequestException(f"Invalid patch path '{path}' specified for op '{kind}'.")
+    return 200, {}, json.dumps(integ.to_json())
 
-    def create_deployment(orig: Any) -> Any:
-        def f(self: Any, *args: Any, **kwargs: Any) -> Any:
-            from .dataplane import snapshot
 
-            with LOCK:
-                deployment = orig(self, *args, **kwargs)
-                deployment._sbx_snapshot = snapshot(self)
-                return deployment
+def _create_deployment(orig: Any) -> Any:
+    def f(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from .dataplane import snapshot
 
-        return f
+        with LOCK:
+            deployment = orig(self, *args, **kwargs)
+            deployment._sbx_snapshot = snapshot(self)
+            return deployment
 
-    _wrap(m.RestAPI, "create_deployment", "apigw.create_deployment", create_deployment)
+    return f
+
+
+def _install_apigateway() -> None:
+    from moto.apigateway import models as m
+    from moto.apigateway.responses import APIGatewayResponse
+
+    _wrap(m.RestAPI, "create_deployment", "apigw.create_deployment", _create_deployment)
     APIGatewayResponse.test_invoke_method = _test_invoke_method
-    _wrap(m.VpcLink, "__init__", "apigw.link_init", link_init)
-    _wrap(m.VpcLink, "to_json", "apigw.link_to_json", link_to_json)
-    _wrap(m.Integration, "to_json", "apigw.integration_to_json", integration_to_json)
-    _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", put_integration)
-    APIGatewayResponse.update_integration = update_integration
+    _wrap(m.VpcLink, "__init__", "apigw.link_init", _link_init)
+    _wrap(m.VpcLink, "to_json", "apigw.link_to_json", _link_to_json)
+    _wrap(m.Integration, "to_json", "apigw.integration_to_json", _integration_to_json)
+    _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", _put_integration)
+    APIGatewayResponse.update_integration = _update_integration
 
 
 def _test_invoke_method(self: Any) -> Any:

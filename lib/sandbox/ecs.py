@@ -41,10 +41,9 @@ from .ecs_scheduler import _reconcile, _stop_task  # noqa: F401 (ecs_scheduler i
 # --------------------------------------------------------------------------------------------
 
 
-def _install_ecs() -> None:
+def _task_classes() -> tuple[Any, Any]:
+    """SteadyTask (a task whose lifecycle is time based) and SchedContainer, subclasses of moto's."""
     from moto.ecs import models as m
-    from moto.ecs.exceptions import InvalidParameterException
-    from moto.ecs.responses import EC2ContainerServiceResponse
 
     class SteadyTask(m.Task):
         """A task whose lifecycle is time based: PENDING -> RUNNING -> (stopped) STOPPED."""
@@ -86,154 +85,177 @@ def _install_ecs() -> None:
         def last_status(self, value: str) -> None:
             pass
 
-    _ORIG["SteadyTask"] = SteadyTask
-    _ORIG["SchedContainer"] = SchedContainer
+    return SteadyTask, SchedContainer
 
-    def adopt(tasks: Any) -> Any:
-        for t in tasks or []:
-            if type(t) is m.Task:
-                t.__class__ = SteadyTask
-                t._sbx_created = _now()
-                t.created_at = t.started_at = _utcnow()
-        return tasks
 
-    def run_task(orig: Any) -> Any:
-        def f(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                return adopt(orig(self, *args, **kwargs))
+def _adopt(tasks: Any) -> Any:
+    from moto.ecs import models as m
 
-        return f
+    SteadyTask = _ORIG["SteadyTask"]
+    for t in tasks or []:
+        if type(t) is m.Task:
+            t.__class__ = SteadyTask
+            t._sbx_created = _now()
+            t.created_at = t.started_at = _utcnow()
+    return tasks
 
-    def create_service(orig: Any) -> Any:
-        def f(self: Any, cluster_str: str, service_name: str, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                lbs = kwargs.get("load_balancers") or (args[2] if len(args) > 2 else None) or []
-                elb = _elbv2(self.account_id, self.region_name)
-                for lb in lbs:
-                    arn = lb.get("targetGroupArn")
-                    tg = elb.target_groups.get(arn) if arn else None
-                    if arn and tg is None:
-                        raise InvalidParameterException(f"Target group {arn} not found.")
-                    if tg is not None and not tg.load_balancer_arns:
-                        raise InvalidParameterException(
-                            f"The target group with targetGroupArn {arn} does not have an associated load balancer."
-                        )
-                _reconcile(self)
-                existing = self.services.get(f"{self._get_cluster(cluster_str).name}:{service_name}")
-                if existing is not None and existing.status == "DRAINING":
-                    # AWS refuses the name until the old service is INACTIVE
-                    raise InvalidParameterException("Unable to Start a service that is still Draining.")
-                service = orig(self, cluster_str, service_name, *args, **kwargs)
-                extra = getattr(_TL, "create_params", None) or {}
-                _TL.create_params = None
-                service.deployment_configuration = extra.get("deploymentConfiguration") or {
-                    "maximumPercent": 200,
-                    "minimumHealthyPercent": 100,
-                    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
-                }
-                service.placement_constraints = extra.get("placementConstraints") or []
-                service.placement_strategy = extra.get("placementStrategy") or []
-                if extra.get("healthCheckGracePeriodSeconds") is not None:
-                    service.health_check_grace_period_seconds = extra["healthCheckGracePeriodSeconds"]
-                service.created_at = _utcnow()
-                _reconcile(self)
-                return service
 
-        return f
+def _run_task(orig: Any) -> Any:
+    def f(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            return _adopt(orig(self, *args, **kwargs))
 
-    def resp_create_service(orig: Any) -> Any:
-        def f(self: Any) -> Any:
-            _TL.create_params = {
-                k: self._get_param(k)
-                for k in (
-                    "deploymentConfiguration",
-                    "placementConstraints",
-                    "placementStrategy",
-                    "healthCheckGracePeriodSeconds",
-                )
+    return f
+
+
+def _create_service(orig: Any) -> Any:
+    from moto.ecs.exceptions import InvalidParameterException
+
+    def f(self: Any, cluster_str: str, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            lbs = kwargs.get("load_balancers") or (args[2] if len(args) > 2 else None) or []
+            elb = _elbv2(self.account_id, self.region_name)
+            for lb in lbs:
+                arn = lb.get("targetGroupArn")
+                tg = elb.target_groups.get(arn) if arn else None
+                if arn and tg is None:
+                    raise InvalidParameterException(f"Target group {arn} not found.")
+                if tg is not None and not tg.load_balancer_arns:
+                    raise InvalidParameterException(
+                        f"The target group with targetGroupArn {arn} does not have an associated load balancer."
+                    )
+            _reconcile(self)
+            existing = self.services.get(f"{self._get_cluster(cluster_str).name}:{service_name}")
+            if existing is not None and existing.status == "DRAINING":
+                # AWS refuses the name until the old service is INACTIVE
+                raise InvalidParameterException("Unable to Start a service that is still Draining.")
+            service = orig(self, cluster_str, service_name, *args, **kwargs)
+            extra = getattr(_TL, "create_params", None) or {}
+            _TL.create_params = None
+            service.deployment_configuration = extra.get("deploymentConfiguration") or {
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": False, "rollback": False},
             }
-            try:
-                return orig(self)
-            finally:
-                _TL.create_params = None
+            service.placement_constraints = extra.get("placementConstraints") or []
+            service.placement_strategy = extra.get("placementStrategy") or []
+            if extra.get("healthCheckGracePeriodSeconds") is not None:
+                service.health_check_grace_period_seconds = extra["healthCheckGracePeriodSeconds"]
+            service.created_at = _utcnow()
+            _reconcile(self)
+            return service
 
-        return f
+    return f
 
-    def update_service(orig: Any) -> Any:
-        def f(self: Any, props: dict[str, Any]) -> Any:
-            with LOCK:
-                _reconcile(self)
-                service = orig(self, props)
-                if service.task_definition and not service.task_definition.startswith("arn:"):
-                    service.task_definition = self.describe_task_definition(service.task_definition).arn
-                _reconcile(self)
-                return service
 
-        return f
+def _resp_create_service(orig: Any) -> Any:
+    def f(self: Any) -> Any:
+        _TL.create_params = {
+            k: self._get_param(k)
+            for k in (
+                "deploymentConfiguration",
+                "placementConstraints",
+                "placementStrategy",
+                "healthCheckGracePeriodSeconds",
+            )
+        }
+        try:
+            return orig(self)
+        finally:
+            _TL.create_params = None
 
-    def delete_service(orig: Any) -> Any:
-        def f(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
-            with LOCK:
-                _reconcile(self)
-                service = orig(self, cluster_name, service_name, force)
-                service.desired_count = 0
-                service.status = "DRAINING"  # moto: INACTIVE at once; ECS drains the tasks first
-                _reconcile(self)
-                return service
+    return f
 
-        return f
 
-    def stop_task(orig: Any) -> Any:
-        def f(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
-            with LOCK:
-                cluster = self._get_cluster(cluster_str)
-                for arn, task in self.tasks.get(cluster.name, {}).items():
-                    if arn.endswith(task_str.split("/")[-1]) and isinstance(task, SteadyTask):
-                        _stop_task(self, task, reason or "Task stopped by user", "UserInitiated")
-                        _reconcile(self)
-                        return task
-                return orig(self, cluster_str, task_str, reason)
+def _update_service(orig: Any) -> Any:
+    def f(self: Any, props: dict[str, Any]) -> Any:
+        with LOCK:
+            _reconcile(self)
+            service = orig(self, props)
+            if service.task_definition and not service.task_definition.startswith("arn:"):
+                service.task_definition = self.describe_task_definition(service.task_definition).arn
+            _reconcile(self)
+            return service
 
-        return f
+    return f
 
-    def list_tasks(orig: Any) -> Any:
-        def f(self: Any, cluster_str: Any = None, container_instance: Any = None, family: Any = None,
-              started_by: Any = None, service_name: Any = None, desiredStatus: Any = None) -> Any:  # noqa: N803
-            with LOCK:
-                tasks = orig(self, cluster_str, container_instance, family, started_by, None,
-                             desiredStatus or "RUNNING")
-                if service_name:
-                    name = service_name.split("/")[-1]
-                    tasks = [t for t in tasks if t.group == f"service:{name}"]
-                return tasks
 
-        return f
+def _delete_service(orig: Any) -> Any:
+    def f(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
+        with LOCK:
+            _reconcile(self)
+            service = orig(self, cluster_name, service_name, force)
+            service.desired_count = 0
+            service.status = "DRAINING"  # moto: INACTIVE at once; ECS drains the tasks first
+            _reconcile(self)
+            return service
 
-    def list_services(orig: Any) -> Any:
-        def f(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                _reconcile(self)
-                arns = set(orig(self, cluster_str, *args, **kwargs))
-                return sorted(s.arn for s in self.services.values() if s.arn in arns and s.status == "ACTIVE")
+    return f
 
-        return f
 
-    def call_action(orig: Any) -> Any:
-        def f(self: Any) -> Any:
-            with LOCK:
-                _reconcile(self.ecs_backend)
-                return orig(self)
+def _user_stop_task(orig: Any) -> Any:
+    SteadyTask = _ORIG["SteadyTask"]
 
-        return f
+    def f(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+        with LOCK:
+            cluster = self._get_cluster(cluster_str)
+            for arn, task in self.tasks.get(cluster.name, {}).items():
+                if arn.endswith(task_str.split("/")[-1]) and isinstance(task, SteadyTask):
+                    _stop_task(self, task, reason or "Task stopped by user", "UserInitiated")
+                    _reconcile(self)
+                    return task
+            return orig(self, cluster_str, task_str, reason)
+
+    return f
+
+
+def _list_tasks(orig: Any) -> Any:
+    def f(self: Any, cluster_str: Any = None, container_instance: Any = None, family: Any = None,
+          started_by: Any = None, service_name: Any = None, desiredStatus: Any = None) -> Any:  # noqa: N803
+        with LOCK:
+            tasks = orig(self, cluster_str, container_instance, family, started_by, None,
+                         desiredStatus or "RUNNING")
+            if service_name:
+                name = service_name.split("/")[-1]
+                tasks = [t for t in tasks if t.group == f"service:{name}"]
+            return tasks
+
+    return f
+
+
+def _list_services(orig: Any) -> Any:
+    def f(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            _reconcile(self)
+            arns = set(orig(self, cluster_str, *args, **kwargs))
+            return sorted(s.arn for s in self.services.values() if s.arn in arns and s.status == "ACTIVE")
+
+    return f
+
+
+def _call_action(orig: Any) -> Any:
+    def f(self: Any) -> Any:
+        with LOCK:
+            _reconcile(self.ecs_backend)
+            return orig(self)
+
+    return f
+
+
+def _install_ecs() -> None:
+    from moto.ecs import models as m
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    _ORIG["SteadyTask"], _ORIG["SchedContainer"] = _task_classes()
 
     B = m.EC2ContainerServiceBackend
-    _wrap(B, "run_task", "ecs.run_task", run_task)
-    _wrap(B, "start_task", "ecs.start_task", run_task)
-    _wrap(B, "create_service", "ecs.create_service", create_service)
-    _wrap(B, "update_service", "ecs.update_service", update_service)
-    _wrap(B, "delete_service", "ecs.delete_service", delete_service)
-    _wrap(B, "stop_task", "ecs.stop_task", stop_task)
-    _wrap(B, "list_tasks", "ecs.list_tasks", list_tasks)
-    _wrap(B, "list_services", "ecs.list_services", list_services)
-    _wrap(EC2ContainerServiceResponse, "create_service", "ecs.resp_create_service", resp_create_service)
-    _wrap(EC2ContainerServiceResponse, "call_action", "ecs.call_action", call_action)
+    _wrap(B, "run_task", "ecs.run_task", _run_task)
+    _wrap(B, "start_task", "ecs.start_task", _run_task)
+    _wrap(B, "create_service", "ecs.create_service", _create_service)
+    _wrap(B, "update_service", "ecs.update_service", _update_service)
+    _wrap(B, "delete_service", "ecs.delete_service", _delete_service)
+    _wrap(B, "stop_task", "ecs.stop_task", _user_stop_task)
+    _wrap(B, "list_tasks", "ecs.list_tasks", _list_tasks)
+    _wrap(B, "list_services", "ecs.list_services", _list_services)
+    _wrap(EC2ContainerServiceResponse, "create_service", "ecs.resp_create_service", _resp_create_service)
+    _wrap(EC2ContainerServiceResponse, "call_action", "ecs.call_action", _call_action)

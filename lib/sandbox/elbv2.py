@@ -48,207 +48,224 @@ def _lb_active(lb: Any) -> bool:
     return lb.state == "active"
 
 
-def _install_elbv2() -> None:
-    from moto.elbv2 import models as m
-    from moto.elbv2.exceptions import ELBClientError
-    from moto.elbv2.responses import ELBV2Response
+def _set_subnets(orig: Any) -> Any:
+    def f(self: Any, arn: str, subnets: list[str], subnet_mappings: list[dict[str, Any]]) -> Any:
+        lb = self.load_balancers.get(arn)
+        ids = [*subnets, *(m_["SubnetId"] for m_ in subnet_mappings)]
+        if lb is not None and lb.type == "network" and len(ids) == 1:
+            lb.subnets = [self.ec2_backend.get_subnet(ids[0])]
+            return lb.availability_zones
+        return orig(self, arn, subnets, subnet_mappings)
+    return f
 
-    def set_subnets(orig: Any) -> Any:
-        def f(self: Any, arn: str, subnets: list[str], subnet_mappings: list[dict[str, Any]]) -> Any:
-            lb = self.load_balancers.get(arn)
-            ids = [*subnets, *(m_["SubnetId"] for m_ in subnet_mappings)]
-            if lb is not None and lb.type == "network" and len(ids) == 1:
-                lb.subnets = [self.ec2_backend.get_subnet(ids[0])]
-                return lb.availability_zones
-            return orig(self, arn, subnets, subnet_mappings)
-        return f
 
-    def create_load_balancer(orig: Any) -> Any:
-        def f(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                lb = orig(self, name, *args, **kwargs)
-                lb._sbx_created = _now()
-                if lb.type == "network" and ":loadbalancer/app/" in lb.arn:
-                    old = lb.arn
-                    new = old.replace(":loadbalancer/app/", ":loadbalancer/net/")
-                    self.load_balancers.pop(old, None)
-                    lb.arn = new
-                    self.load_balancers[new] = lb
-                    tags = self.tagging_service.list_tags_for_resource(old).get("Tags", [])
-                    self.tagging_service.delete_all_tags_for_resource(old)
-                    if tags:
-                        self.tagging_service.tag_resource(new, tags)
-                if lb.type == "network":
-                    ec2 = self.ec2_backend
-                    lb._sbx_enis = []
-                    lb_id = lb.arn.split("/")[-1]
-                    for subnet in lb.subnets:
-                        eni = ec2.create_network_interface(
-                            subnet=subnet,
-                            private_ip_address=None,
-                            group_ids=list(lb.security_groups or []),
-                            description=f"ELB net/{lb.name}/{lb_id}",
-                        )
-                        eni.status = "in-use"
-                        eni.interface_type = "network_load_balancer"
-                        lb._sbx_enis.append(eni.id)
-                return lb
-
-        return f
-
-    def activate(orig: Any) -> Any:
-        def f(self: Any) -> None:
-            created = getattr(self, "_sbx_created", None)
-            if self.state == "provisioning" and (
-                created is None or _now() - created >= _CFG.nlb_provisioning
-            ):
-                self.state = "active"
-
-        return f
-
-    def delete_load_balancer(orig: Any) -> Any:
-        def f(self: Any, arn: str) -> None:
-            with LOCK:
-                for link in _apigw(self.account_id, self.region_name).vpc_links.values():
-                    if arn in (link.target_arns or []):
-                        raise ELBClientError(
-                            "ResourceInUse",
-                            f"Load balancer '{arn}' cannot be deleted because it is currently associated "
-                            f"with another service (VPC link '{link.id}')",
-                        )
-                lb = self.load_balancers.get(arn)
-                orig(self, arn)
-                if lb is None:
-                    return
-                for tg in self.target_groups.values():
-                    while arn in tg.load_balancer_arns:
-                        tg.load_balancer_arns.remove(arn)
+def _create_load_balancer(orig: Any) -> Any:
+    def f(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            lb = orig(self, name, *args, **kwargs)
+            lb._sbx_created = _now()
+            if lb.type == "network" and ":loadbalancer/app/" in lb.arn:
+                old = lb.arn
+                new = old.replace(":loadbalancer/app/", ":loadbalancer/net/")
+                self.load_balancers.pop(old, None)
+                lb.arn = new
+                self.load_balancers[new] = lb
+                tags = self.tagging_service.list_tags_for_resource(old).get("Tags", [])
+                self.tagging_service.delete_all_tags_for_resource(old)
+                if tags:
+                    self.tagging_service.tag_resource(new, tags)
+            if lb.type == "network":
                 ec2 = self.ec2_backend
-                for eni_id in getattr(lb, "_sbx_enis", []):
-                    try:
-                        ec2.delete_network_interface(eni_id)
-                    except Exception:  # noqa: BLE001 - already gone
-                        pass
+                lb._sbx_enis = []
+                lb_id = lb.arn.split("/")[-1]
+                for subnet in lb.subnets:
+                    eni = ec2.create_network_interface(
+                        subnet=subnet,
+                        private_ip_address=None,
+                        group_ids=list(lb.security_groups or []),
+                        description=f"ELB net/{lb.name}/{lb_id}",
+                    )
+                    eni.status = "in-use"
+                    eni.interface_type = "network_load_balancer"
+                    lb._sbx_enis.append(eni.id)
+            return lb
 
-        return f
+    return f
 
-    def tg_register(orig: Any) -> Any:
-        def f(self: Any, targets: list[dict[str, Any]]) -> None:
-            with LOCK:
-                for target in targets:
-                    inst = self.ec2_backend.get_instance_by_id(target["Id"])
-                    if inst is not None and inst.state != "running":
-                        raise m.TargetNotRunning(instance_id=target["Id"])
-                    _tg_add(self, target["Id"], int(target.get("Port") or self.port), _now())
 
-        return f
+def _activate(orig: Any) -> Any:
+    def f(self: Any) -> None:
+        created = getattr(self, "_sbx_created", None)
+        if self.state == "provisioning" and (
+            created is None or _now() - created >= _CFG.nlb_provisioning
+        ):
+            self.state = "active"
 
-    def tg_deregister(orig: Any) -> Any:
-        def f(self: Any, targets: list[dict[str, Any]]) -> None:
-            with LOCK:
-                for target in targets:
-                    if target.get("Port"):
-                        keys = [_tkey(target["Id"], target["Port"])]
-                    else:
-                        keys = [k for k, v in self.targets.items() if v["Id"] == target["Id"]]
-                    for k in keys:
-                        _tg_remove(self, k)
+    return f
 
-        return f
 
-    def tg_deregister_terminated(orig: Any) -> Any:
-        def f(self: Any, instance_ids: list[str]) -> None:
-            for k, v in list(self.targets.items()):
-                if v["Id"] in instance_ids:
+def _delete_load_balancer(orig: Any) -> Any:
+    from moto.elbv2.exceptions import ELBClientError
+
+    def f(self: Any, arn: str) -> None:
+        with LOCK:
+            for link in _apigw(self.account_id, self.region_name).vpc_links.values():
+                if arn in (link.target_arns or []):
+                    raise ELBClientError(
+                        "ResourceInUse",
+                        f"Load balancer '{arn}' cannot be deleted because it is currently associated "
+                        f"with another service (VPC link '{link.id}')",
+                    )
+            lb = self.load_balancers.get(arn)
+            orig(self, arn)
+            if lb is None:
+                return
+            for tg in self.target_groups.values():
+                while arn in tg.load_balancer_arns:
+                    tg.load_balancer_arns.remove(arn)
+            ec2 = self.ec2_backend
+            for eni_id in getattr(lb, "_sbx_enis", []):
+                try:
+                    ec2.delete_network_interface(eni_id)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+    return f
+
+
+def _tg_register(orig: Any) -> Any:
+    from moto.elbv2 import models as m
+
+    def f(self: Any, targets: list[dict[str, Any]]) -> None:
+        with LOCK:
+            for target in targets:
+                inst = self.ec2_backend.get_instance_by_id(target["Id"])
+                if inst is not None and inst.state != "running":
+                    raise m.TargetNotRunning(instance_id=target["Id"])
+                _tg_add(self, target["Id"], int(target.get("Port") or self.port), _now())
+
+    return f
+
+
+def _tg_deregister(orig: Any) -> Any:
+    def f(self: Any, targets: list[dict[str, Any]]) -> None:
+        with LOCK:
+            for target in targets:
+                if target.get("Port"):
+                    keys = [_tkey(target["Id"], target["Port"])]
+                else:
+                    keys = [k for k, v in self.targets.items() if v["Id"] == target["Id"]]
+                for k in keys:
                     _tg_remove(self, k)
 
-        return f
+    return f
 
-    def tg_health_for(orig: Any) -> Any:
-        def f(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
-            return _health(self, target, ec2_backend)
 
-        return f
+def _tg_deregister_terminated(orig: Any) -> Any:
+    def f(self: Any, instance_ids: list[str]) -> None:
+        for k, v in list(self.targets.items()):
+            if v["Id"] in instance_ids:
+                _tg_remove(self, k)
 
-    def describe_target_health(orig: Any) -> Any:
-        def f(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
-            with LOCK:
-                tg = self.target_groups.get(target_group_arn)
-                if tg is None:
-                    raise m.TargetGroupNotFoundError()
-                ecs_scheduler._reconcile(_ecs(self.account_id, self.region_name))
-                if targets:
-                    out = []
-                    for t in targets:
-                        if t.get("Port"):
+    return f
+
+
+def _tg_health_for(orig: Any) -> Any:
+    def f(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        return _health(self, target, ec2_backend)
+
+    return f
+
+
+def _describe_target_health(orig: Any) -> Any:
+    from moto.elbv2 import models as m
+
+    def f(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+        with LOCK:
+            tg = self.target_groups.get(target_group_arn)
+            if tg is None:
+                raise m.TargetGroupNotFoundError()
+            ecs_scheduler._reconcile(_ecs(self.account_id, self.region_name))
+            if targets:
+                out = []
+                for t in targets:
+                    if t.get("Port"):
+                        out.append(_health(tg, t, self.ec2_backend))
+                    else:
+                        regs = [v for v in tg.targets.values() if v["Id"] == t["Id"]]
+                        out.extend(_health(tg, r, self.ec2_backend) for r in regs)
+                        if not regs:
                             out.append(_health(tg, t, self.ec2_backend))
-                        else:
-                            regs = [v for v in tg.targets.values() if v["Id"] == t["Id"]]
-                            out.extend(_health(tg, r, self.ec2_backend) for r in regs)
-                            if not regs:
-                                out.append(_health(tg, t, self.ec2_backend))
-                    return out
-                listed = list(tg.targets.values())
-                now = _now()
-                listed += [t for t, until in _draining(tg).values() if until > now]
-                return [_health(tg, t, self.ec2_backend) for t in listed]
+                return out
+            listed = list(tg.targets.values())
+            now = _now()
+            listed += [t for t, until in _draining(tg).values() if until > now]
+            return [_health(tg, t, self.ec2_backend) for t in listed]
 
-        return f
+    return f
 
-    def call_action(orig: Any) -> Any:
-        def f(self: Any) -> Any:
-            with LOCK:
-                try:
-                    ecs_scheduler._reconcile(_ecs(self.current_account, self.region))
-                except Exception:  # noqa: BLE001 - never break the ELB API on scheduler trouble
-                    pass
-                return orig(self)
 
-        return f
+def _call_action(orig: Any) -> Any:
+    def f(self: Any) -> Any:
+        with LOCK:
+            try:
+                ecs_scheduler._reconcile(_ecs(self.current_account, self.region))
+            except Exception:  # noqa: BLE001 - never break the ELB API on scheduler trouble
+                pass
+            return orig(self)
 
-    def resync_after(orig: Any) -> Any:
-        # moto never detaches a target group from its NLB when the last listener forwarding to it is
-        # deleted or modified; AWS does, and the runbook relies on it to delete stale target groups.
-        def f(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                result = orig(self, *args, **kwargs)
-                _resync_target_group_load_balancers(self)
-                return result
+    return f
 
-        return f
 
-    def modify_target_group(orig: Any) -> Any:
-        # moto keeps a Matcher only for an HTTP(S) target group; AWS keeps it for an NLB's HTTP(S) health check.
-        def f(self: Any, arn: str, *args: Any, **kwargs: Any) -> Any:
-            with LOCK:
-                tg = orig(self, arn, *args, **kwargs)
-                codes = kwargs.get("http_codes", args[7] if len(args) > 7 else None)
-                if codes is not None and (tg.health_check_protocol or "").upper() in ("HTTP", "HTTPS"):
-                    if not isinstance(getattr(tg, "matcher", None), dict):
-                        tg.matcher = {}
-                    tg.matcher["HttpCode"] = codes
-                return tg
+def _resync_after(orig: Any) -> Any:
+    # moto never detaches a target group from its NLB when the last listener forwarding to it is
+    # deleted or modified; AWS does, and the runbook relies on it to delete stale target groups.
+    def f(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            result = orig(self, *args, **kwargs)
+            _resync_target_group_load_balancers(self)
+            return result
 
-        return f
+    return f
 
-    _wrap(m.ELBv2Backend, "modify_target_group", "elbv2.modify_target_group", modify_target_group)
-    _wrap(m.ELBv2Backend, "delete_listener", "elbv2.delete_listener", resync_after)
-    _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", resync_after)
-    _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", create_load_balancer)
-    _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", delete_load_balancer)
-    _wrap(m.ELBv2Backend, "set_subnets", "elbv2.set_subnets", set_subnets)
-    _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", describe_target_health)
-    _wrap(m.FakeLoadBalancer, "activate", "elbv2.activate", activate)
-    _wrap(m.FakeTargetGroup, "register", "elbv2.tg.register", tg_register)
-    _wrap(m.FakeTargetGroup, "deregister", "elbv2.tg.deregister", tg_deregister)
+
+def _modify_target_group(orig: Any) -> Any:
+    # moto keeps a Matcher only for an HTTP(S) target group; AWS keeps it for an NLB's HTTP(S) health check.
+    def f(self: Any, arn: str, *args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            tg = orig(self, arn, *args, **kwargs)
+            codes = kwargs.get("http_codes", args[7] if len(args) > 7 else None)
+            if codes is not None and (tg.health_check_protocol or "").upper() in ("HTTP", "HTTPS"):
+                if not isinstance(getattr(tg, "matcher", None), dict):
+                    tg.matcher = {}
+                tg.matcher["HttpCode"] = codes
+            return tg
+
+    return f
+
+
+def _install_elbv2() -> None:
+    from moto.elbv2 import models as m
+    from moto.elbv2.responses import ELBV2Response
+
+    _wrap(m.ELBv2Backend, "modify_target_group", "elbv2.modify_target_group", _modify_target_group)
+    _wrap(m.ELBv2Backend, "delete_listener", "elbv2.delete_listener", _resync_after)
+    _wrap(m.ELBv2Backend, "modify_listener", "elbv2.modify_listener", _resync_after)
+    _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", _create_load_balancer)
+    _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", _delete_load_balancer)
+    _wrap(m.ELBv2Backend, "set_subnets", "elbv2.set_subnets", _set_subnets)
+    _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", _describe_target_health)
+    _wrap(m.FakeLoadBalancer, "activate", "elbv2.activate", _activate)
+    _wrap(m.FakeTargetGroup, "register", "elbv2.tg.register", _tg_register)
+    _wrap(m.FakeTargetGroup, "deregister", "elbv2.tg.deregister", _tg_deregister)
     _wrap(
         m.FakeTargetGroup,
         "deregister_terminated_instances",
         "elbv2.tg.deregister_terminated",
-        tg_deregister_terminated,
+        _tg_deregister_terminated,
     )
-    _wrap(m.FakeTargetGroup, "health_for", "elbv2.tg.health_for", tg_health_for)
-    _wrap(ELBV2Response, "call_action", "elbv2.call_action", call_action)
+    _wrap(m.FakeTargetGroup, "health_for", "elbv2.tg.health_for", _tg_health_for)
+    _wrap(ELBV2Response, "call_action", "elbv2.call_action", _call_action)
 
 
 def _resync_target_group_load_balancers(backend: Any) -> None:
