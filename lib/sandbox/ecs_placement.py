@@ -87,6 +87,20 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
     cis = [ci for ci in cis if _instance_running(ecs, ci)]
     if not cis:
         return None, f"{prefix} Reason: No Container Instances were found in your cluster."
+    ci, closest = _choose_instance(ecs, service, td, live, cis)
+    if ci is None:
+        ci, reason = closest  # type: ignore[misc]
+        return None, (
+            f"{prefix} The closest matching (container-instance {ci.id}) {reason}. For more information, see the "
+            "Troubleshooting section of the Amazon ECS Developer Guide."
+        )
+    return ci, _host_bindings(td, _used_ports(ecs, cluster, ci))
+
+
+def _choose_instance(ecs: Any, service: Any, td: Any, live: list[Any], cis: list[Any]) -> tuple[Any, Any]:
+    """(the instance a task goes on, or None: fewest of the service's tasks in its AZ, then on it, then of all
+    tasks on it; (the first instance refused, why))."""
+    cluster = service.cluster_name
     fixed = set(_fixed_ports(td))
     need_cpu, need_mem = _requirements(td)
     distinct = any(c.get("type") == "distinctInstance" for c in (service.placement_constraints or []))
@@ -117,14 +131,13 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
         )
         candidates.append(((in_az, len(mine), len(_live_tasks_on(ecs, cluster, ci))), ci))
     if not candidates:
-        ci, reason = closest  # type: ignore[misc]
-        return None, (
-            f"{prefix} The closest matching (container-instance {ci.id}) {reason}. For more information, see the "
-            "Troubleshooting section of the Amazon ECS Developer Guide."
-        )
+        return None, closest
     candidates.sort(key=lambda x: x[0])
-    ci = candidates[0][1]
-    used = _used_ports(ecs, cluster, ci)
+    return candidates[0][1], closest
+
+
+def _host_bindings(td: Any, used: set[int]) -> list[dict[str, Any]]:
+    """The task's network bindings on its instance: fixed host ports, dynamic ones from DYNAMIC_PORTS not in `used`."""
     bindings = []
     next_dyn = DYNAMIC_PORTS[0]
     for cdef in td.container_definitions:
@@ -150,7 +163,7 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
                     "protocol": pm.get("protocol", "tcp"),
                 }
             )
-    return ci, bindings
+    return bindings
 
 
 _FARGATE = object()  # placement result of a Fargate task: no container instance

@@ -159,6 +159,30 @@ def _reconcile(ecs: Any) -> None:
 
 def _reconcile_service(ecs: Any, service: Any) -> None:
     sb = _sb(service)
+    primary = _primary_deployment(service, sb)
+    dc = getattr(service, "deployment_configuration", None) or {}
+    limits = int(dc.get("maximumPercent", 200)), int(dc.get("minimumHealthyPercent", 100))
+    active = service.status == "ACTIVE"
+    td = None
+    if service.task_definition:
+        try:
+            td = ecs.describe_task_definition(service.task_definition)
+        except Exception:  # noqa: BLE001
+            td = None
+    for _ in range(200):
+        if not _converge_step(ecs, service, sb, primary, td, active, limits):
+            break
+    live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+    keep = _count_deployments(service, primary, live, active)
+    _settle(service, sb, primary, keep, active)
+    ecs_tasks.finish_draining(service, sb, live, _now(), _CFG.task_start)
+    # prune long-stopped tasks from the scheduler's working set (they stay describable)
+    sb["tasks"] = [t for t in sb["tasks"] if t.desired_status == "RUNNING" or _now() - t._sbx_stopped_at < 3600]
+
+
+def _primary_deployment(service: Any, sb: dict[str, Any]) -> dict[str, Any]:
+    """The service's PRIMARY deployment; a new one when its task definition changed or force_new_deployment
+    renamed it (the old one turns ACTIVE)."""
     if service.deployments and service.deployments[0].get("status") == "PRIMARY":
         primary = service.deployments[0]
     else:
@@ -178,76 +202,99 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
         sb["unplaced_msg"] = None
         sb["fail_streak"], sb["next_start"] = 0, 0  # a new task definition ends the throttle (ECS docs)
         primary = new
-    dc = getattr(service, "deployment_configuration", None) or {}
-    maxp = int(dc.get("maximumPercent", 200))
-    minp = int(dc.get("minimumHealthyPercent", 100))
-    active = service.status == "ACTIVE"
-    td = None
-    if service.task_definition:
-        try:
-            td = ecs.describe_task_definition(service.task_definition)
-        except Exception:  # noqa: BLE001
-            td = None
-    elb = _elbv2(ecs.account_id, ecs.region_name)
-    ec2 = _ec2(ecs.account_id, ecs.region_name)
-    for _ in range(200):
-        live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
-        # tasks on terminated instances / deregistered container instances are gone
-        for t in live:
-            if t._sbx_ec2_id is None:
-                continue  # Fargate: no instance to lose
-            inst = ec2.get_instance_by_id(t._sbx_ec2_id)
-            if inst is None or inst.state in ("terminated", "shutting-down"):
-                _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
-        ecs_tasks.fail_due(ecs, service, sb, [t for t in sb["tasks"] if t.desired_status == "RUNNING"], _CFG.task_start)
-        live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
-        # register running tasks in the load balancers' target groups
-        for t in live:
-            if t.last_status == "RUNNING" and not t._sbx_registered:
-                for lb in service.load_balancers or []:
-                    tg = elb.target_groups.get(lb.get("targetGroupArn"))
-                    target = _target_of(t, lb)
-                    if tg is not None and target:
-                        elbv2._tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
-                        _event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
-                t._sbx_registered = True
-        desired = int(service.desired_count or 0) if active else 0
-        new = [t for t in live if t._sbx_deployment == primary["id"]]
-        old = [t for t in live if t._sbx_deployment != primary["id"]]
-        running = [t for t in live if t.last_status == "RUNNING"]
-        max_total = max(desired * maxp // 100, desired if maxp >= 100 else 0)
-        min_running = math.ceil(desired * minp / 100)
-        if len(new) > desired:
-            victim = sorted(new, key=lambda t: (t.last_status == "RUNNING", -t._sbx_created))[0]
-            _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
-            _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
-            continue
-        wanted = active and td is not None and len(new) < desired and len(live) < max_total
-        why_not = ecs_tasks.blocked(ecs, service, sb, td, _now()) if wanted else None
-        if why_not and why_not != sb["unplaced_msg"]:
-            sb["unplaced_msg"] = why_not
-            _event(service, why_not)
-        if wanted and why_not is None:
-            ci, bindings = _place(ecs, service, td, live)
-            if ci is not None:
-                t = _start_task(ecs, service, td, ci, bindings, primary["id"])
-                _event(service, f"(service {service.name}) has started 1 tasks: (task {t.id}).")
-                sb["unplaced_msg"] = None
-                continue
-            if bindings != sb["unplaced_msg"]:
-                sb["unplaced_msg"] = bindings
-                _event(service, bindings)  # type: ignore[arg-type]
-        if old:
-            pending_old = [t for t in old if t.last_status != "RUNNING"]
-            victim = pending_old[0] if pending_old else None
-            if victim is None and len(running) - 1 >= min_running:
-                victim = old[0]
-            if victim is not None:
-                _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
-                _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
-                continue
-        break
+    return primary
+
+
+def _converge_step(ecs: Any, service: Any, sb: dict[str, Any], primary: dict[str, Any], td: Any, active: bool,
+                   limits: tuple[int, int]) -> bool:
+    """One scheduler action (stop a surplus task, start one, or stop an old deployment's); False when none is due."""
+    _drop_lost_tasks(ecs, sb)
+    ecs_tasks.fail_due(ecs, service, sb, [t for t in sb["tasks"] if t.desired_status == "RUNNING"], _CFG.task_start)
     live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+    _register_running(ecs, service, live)
+    maxp, minp = limits
+    desired = int(service.desired_count or 0) if active else 0
+    new = [t for t in live if t._sbx_deployment == primary["id"]]
+    old = [t for t in live if t._sbx_deployment != primary["id"]]
+    running = [t for t in live if t.last_status == "RUNNING"]
+    max_total = max(desired * maxp // 100, desired if maxp >= 100 else 0)
+    min_running = math.ceil(desired * minp / 100)
+    if len(new) > desired:
+        victim = sorted(new, key=lambda t: (t.last_status == "RUNNING", -t._sbx_created))[0]
+        _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+        _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+        return True
+    wanted = active and td is not None and len(new) < desired and len(live) < max_total
+    if _start_one(ecs, service, sb, primary, td, live, wanted):
+        return True
+    return _stop_old(ecs, service, primary, old, running, min_running)
+
+
+def _drop_lost_tasks(ecs: Any, sb: dict[str, Any]) -> None:
+    """Tasks on terminated instances / deregistered container instances are gone."""
+    ec2 = _ec2(ecs.account_id, ecs.region_name)
+    live = [t for t in sb["tasks"] if t.desired_status == "RUNNING"]
+    for t in live:
+        if t._sbx_ec2_id is None:
+            continue  # Fargate: no instance to lose
+        inst = ec2.get_instance_by_id(t._sbx_ec2_id)
+        if inst is None or inst.state in ("terminated", "shutting-down"):
+            _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
+
+
+def _register_running(ecs: Any, service: Any, live: list[Any]) -> None:
+    """Register running tasks in the load balancers' target groups."""
+    elb = _elbv2(ecs.account_id, ecs.region_name)
+    for t in live:
+        if t.last_status == "RUNNING" and not t._sbx_registered:
+            for lb in service.load_balancers or []:
+                tg = elb.target_groups.get(lb.get("targetGroupArn"))
+                target = _target_of(t, lb)
+                if tg is not None and target:
+                    elbv2._tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
+                    _event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
+            t._sbx_registered = True
+
+
+def _start_one(ecs: Any, service: Any, sb: dict[str, Any], primary: dict[str, Any], td: Any, live: list[Any],
+               wanted: bool) -> bool:
+    """Start one task of the primary deployment when `wanted` and possible; else say why not (once)."""
+    why_not = ecs_tasks.blocked(ecs, service, sb, td, _now()) if wanted else None
+    if why_not and why_not != sb["unplaced_msg"]:
+        sb["unplaced_msg"] = why_not
+        _event(service, why_not)
+    if wanted and why_not is None:
+        ci, bindings = _place(ecs, service, td, live)
+        if ci is not None:
+            t = _start_task(ecs, service, td, ci, bindings, primary["id"])
+            _event(service, f"(service {service.name}) has started 1 tasks: (task {t.id}).")
+            sb["unplaced_msg"] = None
+            return True
+        if bindings != sb["unplaced_msg"]:
+            sb["unplaced_msg"] = bindings
+            _event(service, bindings)  # type: ignore[arg-type]
+    return False
+
+
+def _stop_old(ecs: Any, service: Any, primary: dict[str, Any], old: list[Any], running: list[Any],
+              min_running: int) -> bool:
+    """Stop one task of an older deployment: a pending one, else a running one if minimumHealthyPercent allows."""
+    if not old:
+        return False
+    pending_old = [t for t in old if t.last_status != "RUNNING"]
+    victim = pending_old[0] if pending_old else None
+    if victim is None and len(running) - 1 >= min_running:
+        victim = old[0]
+    if victim is None:
+        return False
+    _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+    _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+    return True
+
+
+def _count_deployments(service: Any, primary: dict[str, Any], live: list[Any], active: bool) -> list[dict[str, Any]]:
+    """Running/pending counts of the service and its deployments; deployments with no task left (but the
+    primary) are dropped. Returns the deployments kept."""
     service.running_count = sum(1 for t in live if t.last_status == "RUNNING")
     service.pending_count = sum(1 for t in live if t.last_status == "PENDING")
     keep = []
@@ -266,6 +313,11 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
         d["runningCount"], d["pendingCount"] = r, p
         keep.append(d)
     service.deployments = keep
+    return keep
+
+
+def _settle(service: Any, sb: dict[str, Any], primary: dict[str, Any], keep: list[Any], active: bool) -> None:
+    """The primary's rolloutState, and the "has reached a steady state." event when the service gets there."""
     steady = (
         active
         and primary["runningCount"] == primary["desiredCount"]
@@ -280,9 +332,6 @@ def _reconcile_service(ecs: Any, service: Any) -> None:
     elif primary.get("rolloutState") != "IN_PROGRESS" and not sb["steady"]:
         primary["rolloutState"] = "IN_PROGRESS"
     sb["steady"] = steady
-    ecs_tasks.finish_draining(service, sb, live, _now(), _CFG.task_start)
-    # prune long-stopped tasks from the scheduler's working set (they stay describable)
-    sb["tasks"] = [t for t in sb["tasks"] if t.desired_status == "RUNNING" or _now() - t._sbx_stopped_at < 3600]
 
 
 def _refresh_instances(ecs: Any) -> None:
