@@ -14,7 +14,8 @@ from vpclink_runbooks.run.lock import parameter_name
 
 # Every module whose code calls AWS; each declares the IAM actions it calls in PERMISSIONS, next to its code.
 STEP_MODULES = ("steps.inspect", "steps.load_balancer", "steps.vpc_link", "steps.ecs_service", "steps.api", "checks",
-                "repair", "steps.destroy", "run.lock", "export")
+                "repair", "steps.destroy", "run.lock", "export",
+                "aws.ec2", "aws.elbv2", "aws.ecs", "aws.apigateway", "aws.vpclinks")  # the finders the others share
 # boto3 service name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "apigatewayv2": "apigateway"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
