@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from vpclink_runbooks import sandbox_link
 from vpclink_runbooks.aws import session as aws_mod
 from vpclink_runbooks.errors import ParamsError
 from vpclink_runbooks.names import Names
@@ -64,8 +63,6 @@ def begin(notebook: str, namespace: dict[str, Any]) -> Context:
     if mode not in MODES:
         raise ParamsError([("mode", f"{mode!r} is not a mode; use one of {', '.join(MODES)}")])
     params = parse_params(merge_params(namespace.get("params_file"), namespace), namespace.get("params_file") or "")
-    if params.sandbox:
-        sandbox_link.use_running_sandbox()
     # Read-only by construction: outside apply and repair the session refuses mutating calls before they are sent.
     read_only = None if mode in CHANGING_MODES else f"{notebook} in {mode} mode is read-only"
     aws = aws_mod.connect(params, step=notebook, read_only=read_only)

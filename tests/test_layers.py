@@ -34,7 +34,7 @@ KNOWN: dict[str, set[str]] = {
     "private_names": set(),
     "module_size": set(),
     "function_size": set(),
-    "context": {"context.py imports vpclink_runbooks.sandbox_link", "context.py branches on the sandbox"},
+    "context": set(),
 }
 
 

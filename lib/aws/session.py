@@ -16,6 +16,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
+from vpclink_runbooks.aws import endpoint
 from vpclink_runbooks.errors import GuardRefused, RunbookError
 from vpclink_runbooks.params import Params
 
@@ -309,6 +310,8 @@ def connect(params: Params, step: str | None = None, read_only: str | None = Non
     """The run's clients for the params; with `read_only` (why, e.g. "plan mode is read-only") every mutating call
     is refused before it is sent (refuse_mutations) and every wait returns at once (waits.wait)."""
     log = os.environ.get(CALL_LOG_ENV)
+    if params.sandbox:  # the endpoint is the local one a running `runbook sandbox` announced (never starts one)
+        endpoint.use_running_sandbox()
     session = make_session(params)
     if read_only:
         refuse_mutations(session, read_only)
