@@ -83,6 +83,9 @@ def test_plan_after_a_partial_apply_changes_nothing_and_never_polls(sandbox, par
     # the executed 30_ecs_service says what its wait would have waited for
     shown = (planned.run_dir / "30_ecs_service.ipynb").read_text()
     assert "not waited" in shown and "target_in_service" in shown
+    # the steps' results say so, not that a wait took 0.0s
+    nlb = (planned.run_dir / "10_nlb.ipynb").read_text()
+    assert "after 0.0s" not in shown and "not waited" in nlb and "after 0.0s" not in nlb
 
 
 def test_a_plan_mode_session_refuses_a_mutating_call_before_it_is_sent(sandbox, world, params_path):

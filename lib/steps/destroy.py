@@ -40,7 +40,6 @@ PERMISSIONS = [
     "elasticloadbalancing:DeleteLoadBalancer", "ec2:DeleteSecurityGroup",
 ]
 NOT_OURS = "not tagged as this runbook's: left alone"
-PLAN_ONLY = "plan mode: nothing was removed, nothing to wait for"
 LIVE = ("ACTIVE", "DRAINING")  # an ECS service destroy still has to act on or wait for (not INACTIVE)
 
 
@@ -111,9 +110,10 @@ def wait_service_drained(ctx: Context) -> str:
     service, why_not = _service(ctx)
     if service is None:
         return f"ECS service {ctx.names.ecs_service}: {why_not}; nothing to wait for"
-    if not ctx.apply:
-        return PLAN_ONLY
-    seconds = waits.wait(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} drained to 0 tasks",
+    what = f"ECS service {ctx.names.ecs_service} drained to 0 tasks"
+    if (note := waits.would_wait(ctx.aws.ecs, "services_stable", what)) is not None:
+        return note
+    seconds = waits.wait(ctx.aws.ecs, "services_stable", what,
                          cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
     return f"ECS service {ctx.names.ecs_service} runs no task after {seconds:.1f}s"
 
@@ -135,9 +135,10 @@ def remove_service(ctx: Context) -> Plan:
 def wait_service_gone(ctx: Context) -> str:
     if not any(s.get("status") != "INACTIVE" for s in aws_ecs.services(ctx.aws, ctx.names, ctx.params.cluster) or []):
         return f"ECS service {ctx.names.ecs_service} is gone (INACTIVE or never created)"
-    if not ctx.apply:
-        return PLAN_ONLY
-    seconds = waits.wait(ctx.aws.ecs, "services_inactive", f"ECS service {ctx.names.ecs_service} INACTIVE",
+    what = f"ECS service {ctx.names.ecs_service} INACTIVE"
+    if (note := waits.would_wait(ctx.aws.ecs, "services_inactive", what)) is not None:
+        return note
+    seconds = waits.wait(ctx.aws.ecs, "services_inactive", what,
                          cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
     return f"ECS service {ctx.names.ecs_service} is INACTIVE after {seconds:.1f}s"
 
@@ -204,16 +205,20 @@ def wait_vpc_links_gone(ctx: Context) -> str:
     links_v2 = owned_links_v2(ctx)
     if not links and not links_v2:
         return "no VPC link of this runbook's is left"
-    if not ctx.apply:
-        return PLAN_ONLY
     done = []
     for link in links_v2:
-        seconds = waits.wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", f"VPC link V2 {link['id']} deleted",
-                             VpcLinkId=link["id"])
+        what = f"VPC link V2 {link['id']} deleted"
+        if (note := waits.would_wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", what)) is not None:
+            done.append(note)
+            continue
+        seconds = waits.wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", what, VpcLinkId=link["id"])
         done.append(f"VPC link V2 {link['id']} gone after {seconds:.1f}s")
     for link in links:
-        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkDeleted", f"VPC link {link['id']} deleted",
-                             vpcLinkId=link["id"])
+        what = f"VPC link {link['id']} deleted"
+        if (note := waits.would_wait(ctx.aws.apigateway, "VpcLinkDeleted", what)) is not None:
+            done.append(note)
+            continue
+        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkDeleted", what, vpcLinkId=link["id"])
         done.append(f"VPC link {link['id']} gone after {seconds:.1f}s")
     return "; ".join(done)
 
@@ -269,11 +274,11 @@ def wait_load_balancer_gone(ctx: Context) -> str:
     lb, why_not = _load_balancer(ctx)
     if lb is None and why_not != "not found":
         return f"NLB {ctx.names.nlb}: {why_not}; nothing to wait for"
-    if not ctx.apply:
-        return PLAN_ONLY if lb is not None else f"NLB {ctx.names.nlb}: not found; nothing to wait for"
+    what = f"NLB {ctx.names.nlb} deleted"
+    if (note := waits.would_wait(ctx.aws.elbv2, "load_balancers_deleted", what)) is not None:
+        return note if lb is not None else f"NLB {ctx.names.nlb}: not found; nothing to wait for"
     # By name: AWS may list a deleted NLB for a while; the waiter succeeds once it is not found.
-    seconds = waits.wait(ctx.aws.elbv2, "load_balancers_deleted", f"NLB {ctx.names.nlb} deleted",
-                         Names=[ctx.names.nlb])
+    seconds = waits.wait(ctx.aws.elbv2, "load_balancers_deleted", what, Names=[ctx.names.nlb])
     return f"NLB {ctx.names.nlb} is gone after {seconds:.1f}s"
 
 

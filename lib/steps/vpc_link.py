@@ -134,17 +134,21 @@ def wait_available(ctx: Context) -> str:
     if link is None:
         return "no VPC link yet (plan mode): nothing to wait for"
     if ctx.params.vpc_link.version == 2:
+        what = f"VPC link V2 {link['name']} AVAILABLE"
+        if (note := waits.would_wait(_v2(ctx), "VpcLinkV2Available", what)) is not None:
+            return note
         try:
-            seconds = waits.wait(_v2(ctx), "VpcLinkV2Available", f"VPC link V2 {link['name']} AVAILABLE",
-                                 VpcLinkId=link["id"])
+            seconds = waits.wait(_v2(ctx), "VpcLinkV2Available", what, VpcLinkId=link["id"])
         except StepFailed:
             current = vpclinks.v2_view(_v2(ctx).get_vpc_link(VpcLinkId=link["id"]))
             raise StepFailed(f"VPC link {link['id']} is {current['status']}: {current['statusMessage']}. "
                              f"{RECOVERY_V2}") from None
         return f"VPC link V2 {link['name']} ({link['id']}) is AVAILABLE after {seconds:.1f}s"
+    what = f"VPC link {link['name']} AVAILABLE"
+    if (note := waits.would_wait(ctx.aws.apigateway, "VpcLinkAvailable", what)) is not None:
+        return note
     try:
-        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkAvailable", f"VPC link {link['name']} AVAILABLE",
-                             vpcLinkId=link["id"])
+        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkAvailable", what, vpcLinkId=link["id"])
     except StepFailed:
         current = ctx.aws.apigateway.get_vpc_link(vpcLinkId=link["id"])
         raise StepFailed(f"VPC link {link['id']} is {current.get('status')}: {current.get('statusMessage', '')}. "
