@@ -161,7 +161,7 @@ def forward_for(account_id: str, region: str, integ: dict, connection_id: str, u
     tg = elb.target_groups.get(tg_arn) if tg_arn else None
     if tg is None:
         raise Fail("INTEGRATION_FAILURE", "listener", f"listener {port} forwards to no target group")
-    ecs_scheduler._reconcile(_ecs(account_id, region))
+    ecs_scheduler.reconcile(_ecs(account_id, region))
     target = _choose(account_id, region, lb, tg, None)
     if target is None:
         hop = "nlb" if tg.targets else "targets"

@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import _CFG, _ORIG, _TL, LOCK, _elbv2, _now, _utcnow, _wrap
-from .ecs_scheduler import _reconcile, _stop_task  # noqa: F401 (ecs_scheduler imports elbv2 lazily)
+from .ecs_scheduler import reconcile, stop_task
 
 # --------------------------------------------------------------------------------------------
 # ECS scheduler
@@ -124,7 +124,7 @@ def _create_service(orig: Any) -> Any:
                     raise InvalidParameterException(
                         f"The target group with targetGroupArn {arn} does not have an associated load balancer."
                     )
-            _reconcile(self)
+            reconcile(self)
             existing = self.services.get(f"{self._get_cluster(cluster_str).name}:{service_name}")
             if existing is not None and existing.status == "DRAINING":
                 # AWS refuses the name until the old service is INACTIVE
@@ -142,7 +142,7 @@ def _create_service(orig: Any) -> Any:
             if extra.get("healthCheckGracePeriodSeconds") is not None:
                 service.health_check_grace_period_seconds = extra["healthCheckGracePeriodSeconds"]
             service.created_at = _utcnow()
-            _reconcile(self)
+            reconcile(self)
             return service
 
     return f
@@ -170,11 +170,11 @@ def _resp_create_service(orig: Any) -> Any:
 def _update_service(orig: Any) -> Any:
     def f(self: Any, props: dict[str, Any]) -> Any:
         with LOCK:
-            _reconcile(self)
+            reconcile(self)
             service = orig(self, props)
             if service.task_definition and not service.task_definition.startswith("arn:"):
                 service.task_definition = self.describe_task_definition(service.task_definition).arn
-            _reconcile(self)
+            reconcile(self)
             return service
 
     return f
@@ -183,11 +183,11 @@ def _update_service(orig: Any) -> Any:
 def _delete_service(orig: Any) -> Any:
     def f(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
         with LOCK:
-            _reconcile(self)
+            reconcile(self)
             service = orig(self, cluster_name, service_name, force)
             service.desired_count = 0
             service.status = "DRAINING"  # moto: INACTIVE at once; ECS drains the tasks first
-            _reconcile(self)
+            reconcile(self)
             return service
 
     return f
@@ -201,8 +201,8 @@ def _user_stop_task(orig: Any) -> Any:
             cluster = self._get_cluster(cluster_str)
             for arn, task in self.tasks.get(cluster.name, {}).items():
                 if arn.endswith(task_str.split("/")[-1]) and isinstance(task, SteadyTask):
-                    _stop_task(self, task, reason or "Task stopped by user", "UserInitiated")
-                    _reconcile(self)
+                    stop_task(self, task, reason or "Task stopped by user", "UserInitiated")
+                    reconcile(self)
                     return task
             return orig(self, cluster_str, task_str, reason)
 
@@ -226,7 +226,7 @@ def _list_tasks(orig: Any) -> Any:
 def _list_services(orig: Any) -> Any:
     def f(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
         with LOCK:
-            _reconcile(self)
+            reconcile(self)
             arns = set(orig(self, cluster_str, *args, **kwargs))
             return sorted(s.arn for s in self.services.values() if s.arn in arns and s.status == "ACTIVE")
 
@@ -236,7 +236,7 @@ def _list_services(orig: Any) -> Any:
 def _call_action(orig: Any) -> Any:
     def f(self: Any) -> Any:
         with LOCK:
-            _reconcile(self.ecs_backend)
+            reconcile(self.ecs_backend)
             return orig(self)
 
     return f

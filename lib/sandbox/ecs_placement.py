@@ -31,7 +31,7 @@ def _fixed_ports(td: Any) -> list[int]:
     return ports
 
 
-def _live_tasks_on(ecs: Any, cluster: str, ci: Any) -> list[Any]:
+def live_tasks_on(ecs: Any, cluster: str, ci: Any) -> list[Any]:
     return [
         t
         for t in ecs.tasks.get(cluster, {}).values()
@@ -43,10 +43,10 @@ def _resource(resources: list[dict[str, Any]], name: str) -> dict[str, Any] | No
     return next((r for r in resources if r.get("name") == name), None)
 
 
-def _used_ports(ecs: Any, cluster: str, ci: Any) -> set[int]:
+def used_ports(ecs: Any, cluster: str, ci: Any) -> set[int]:
     reserved = _resource(ci.registered_resources, "PORTS") or {}
     used = {int(p) for p in reserved.get("stringSetValue", [])}
-    for t in _live_tasks_on(ecs, cluster, ci):
+    for t in live_tasks_on(ecs, cluster, ci):
         used |= _task_host_ports(ecs, t)
     return used
 
@@ -57,10 +57,10 @@ def _requirements(td: Any) -> tuple[int, int]:
     return cpu, mem
 
 
-def _remaining(ecs: Any, cluster: str, ci: Any) -> tuple[int, int]:
+def remaining(ecs: Any, cluster: str, ci: Any) -> tuple[int, int]:
     cpu = (_resource(ci.registered_resources, "CPU") or {}).get("integerValue", 0)
     mem = (_resource(ci.registered_resources, "MEMORY") or {}).get("integerValue", 0)
-    for t in _live_tasks_on(ecs, cluster, ci):
+    for t in live_tasks_on(ecs, cluster, ci):
         try:
             c, mm = _requirements(ecs.describe_task_definition(t.task_definition_arn))
         except Exception:  # noqa: BLE001
@@ -70,21 +70,21 @@ def _remaining(ecs: Any, cluster: str, ci: Any) -> tuple[int, int]:
     return cpu, mem
 
 
-def _instance_running(ecs: Any, ci: Any) -> bool:
+def instance_running(ecs: Any, ci: Any) -> bool:
     inst = _ec2(ecs.account_id, ecs.region_name).get_instance_by_id(ci.ec2_instance_id)
     return inst is not None and inst.state == "running"
 
 
-def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[dict[str, Any]]] | tuple[None, str]:
+def place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[dict[str, Any]]] | tuple[None, str]:
     cluster = service.cluster_name
     prefix = (
         f"(service {service.name}) was unable to place a task because no container instance met all of its "
         "requirements."
     )
     if (service.launch_type or "EC2") == "FARGATE":
-        return _FARGATE, []
+        return FARGATE, []
     cis = [ci for ci in ecs.container_instances.get(cluster, {}).values() if ci.status == "ACTIVE"]
-    cis = [ci for ci in cis if _instance_running(ecs, ci)]
+    cis = [ci for ci in cis if instance_running(ecs, ci)]
     if not cis:
         return None, f"{prefix} Reason: No Container Instances were found in your cluster."
     ci, closest = _choose_instance(ecs, service, td, live, cis)
@@ -94,7 +94,7 @@ def _place(ecs: Any, service: Any, td: Any, live: list[Any]) -> tuple[Any, list[
             f"{prefix} The closest matching (container-instance {ci.id}) {reason}. For more information, see the "
             "Troubleshooting section of the Amazon ECS Developer Guide."
         )
-    return ci, _host_bindings(td, _used_ports(ecs, cluster, ci))
+    return ci, _host_bindings(td, used_ports(ecs, cluster, ci))
 
 
 def _choose_instance(ecs: Any, service: Any, td: Any, live: list[Any], cis: list[Any]) -> tuple[Any, Any]:
@@ -109,10 +109,10 @@ def _choose_instance(ecs: Any, service: Any, td: Any, live: list[Any], cis: list
     for ci in cis:
         mine = [t for t in live if t.container_instance_arn == ci.container_instance_arn]
         reason = None
-        cpu, mem = _remaining(ecs, cluster, ci)
+        cpu, mem = remaining(ecs, cluster, ci)
         if distinct and mine:
             reason = 'encountered error "DistinctInstance placement constraint unsatisfied."'
-        elif fixed & _used_ports(ecs, cluster, ci):
+        elif fixed & used_ports(ecs, cluster, ci):
             reason = "is already using a port required by your task"
         elif need_mem > mem:
             reason = "has insufficient memory available"
@@ -129,7 +129,7 @@ def _choose_instance(ecs: Any, service: Any, td: Any, live: list[Any], cis: list
             if c.container_instance_arn == t.container_instance_arn
             and c.attributes.get("ecs.availability-zone") == az
         )
-        candidates.append(((in_az, len(mine), len(_live_tasks_on(ecs, cluster, ci))), ci))
+        candidates.append(((in_az, len(mine), len(live_tasks_on(ecs, cluster, ci))), ci))
     if not candidates:
         return None, closest
     candidates.sort(key=lambda x: x[0])
@@ -166,7 +166,7 @@ def _host_bindings(td: Any, used: set[int]) -> list[dict[str, Any]]:
     return bindings
 
 
-_FARGATE = object()  # placement result of a Fargate task: no container instance
+FARGATE = object()  # placement result of a Fargate task: no container instance
 
 
 def _task_subnet(ecs: Any, service: Any, az: str | None, live: list[Any]) -> Any:
@@ -181,7 +181,7 @@ def _task_subnet(ecs: Any, service: Any, az: str | None, live: list[Any]) -> Any
     return sorted(pool, key=lambda sn: (used.count(sn.id), sn.id))[0]
 
 
-def _attach_task_eni(ecs: Any, service: Any, task: Any, az: str | None, live: list[Any]) -> None:
+def attach_task_eni(ecs: Any, service: Any, task: Any, az: str | None, live: list[Any]) -> None:
     ec2 = _ec2(ecs.account_id, ecs.region_name)
     for att in list(task.attachments):  # moto's: a random address in the first subnet
         for d in att.get("details", []):

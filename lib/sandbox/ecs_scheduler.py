@@ -9,13 +9,13 @@ from typing import Any
 from . import ecs_tasks, elbv2
 from .base import _CFG, _ORIG, LOCK, _ec2, _elbv2, _now, _utcnow
 from .ecs_placement import (
-    _FARGATE,
-    _attach_task_eni,
-    _instance_running,
-    _live_tasks_on,
-    _place,
-    _remaining,
-    _used_ports,
+    FARGATE,
+    attach_task_eni,
+    instance_running,
+    live_tasks_on,
+    place,
+    remaining,
+    used_ports,
 )
 
 # ---- scheduler helpers ----------------------------------------------------------------------
@@ -60,7 +60,7 @@ def _new_deployment(service: Any, dep_id: str) -> dict[str, Any]:
     }
 
 
-def _event(service: Any, message: str) -> None:
+def event(service: Any, message: str) -> None:
     service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": _utcnow(), "message": message})
     del service.events[100:]
 
@@ -79,7 +79,7 @@ def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[st
     SteadyTask = _ORIG["SteadyTask"]
     SchedContainer = _ORIG["SchedContainer"]
     cluster = ecs.clusters[service.cluster_name]
-    fargate = ci is _FARGATE
+    fargate = ci is FARGATE
     live = [t for t in _sb(service)["tasks"] if t.desired_status == "RUNNING"]
     task = SteadyTask(
         cluster,
@@ -102,7 +102,7 @@ def _start_task(ecs: Any, service: Any, td: Any, ci: Any, bindings: list[dict[st
     task.created_at = _utcnow()
     task.availability_zone = None if fargate else ci.attributes.get("ecs.availability-zone")
     if td.network_mode == "awsvpc":
-        _attach_task_eni(ecs, service, task, task.availability_zone, live)
+        attach_task_eni(ecs, service, task, task.availability_zone, live)
     task.containers = [SchedContainer(task, td, c, bindings) for c in td.container_definitions]
     ecs_tasks.mark(ecs, task, td, fargate)
     ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
@@ -119,7 +119,7 @@ def _binding_for(task: Any, lb: dict[str, Any]) -> int | None:
     return None
 
 
-def _stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
+def stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
     if task.desired_status == "STOPPED":
         return
     task.desired_status = "STOPPED"
@@ -134,7 +134,7 @@ def _stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerIn
             tg = elb.target_groups.get(lb.get("targetGroupArn"))
             target = _target_of(task, lb)
             if tg is not None and target:
-                elbv2._tg_remove(tg, elbv2._tkey(*target))
+                elbv2.tg_remove(tg, elbv2.tkey(*target))
         task._sbx_registered = False
     if getattr(task, "_sbx_eni", None):
         try:
@@ -144,7 +144,7 @@ def _stop_task(ecs: Any, task: Any, reason: str, code: str = "ServiceSchedulerIn
         task._sbx_eni = None
 
 
-def _reconcile(ecs: Any) -> None:
+def reconcile(ecs: Any) -> None:
     """Advance every service of this ECS backend to what ECS would show now."""
     with LOCK:
         for service in list(ecs.services.values()):
@@ -221,8 +221,8 @@ def _converge_step(ecs: Any, service: Any, sb: dict[str, Any], primary: dict[str
     min_running = math.ceil(desired * minp / 100)
     if len(new) > desired:
         victim = sorted(new, key=lambda t: (t.last_status == "RUNNING", -t._sbx_created))[0]
-        _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
-        _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+        stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+        event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
         return True
     wanted = active and td is not None and len(new) < desired and len(live) < max_total
     if _start_one(ecs, service, sb, primary, td, live, wanted):
@@ -239,7 +239,7 @@ def _drop_lost_tasks(ecs: Any, sb: dict[str, Any]) -> None:
             continue  # Fargate: no instance to lose
         inst = ec2.get_instance_by_id(t._sbx_ec2_id)
         if inst is None or inst.state in ("terminated", "shutting-down"):
-            _stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
+            stop_task(ecs, t, f"Host EC2 (instance {t._sbx_ec2_id}) terminated.", "TerminationNotice")
 
 
 def _register_running(ecs: Any, service: Any, live: list[Any]) -> None:
@@ -251,8 +251,8 @@ def _register_running(ecs: Any, service: Any, live: list[Any]) -> None:
                 tg = elb.target_groups.get(lb.get("targetGroupArn"))
                 target = _target_of(t, lb)
                 if tg is not None and target:
-                    elbv2._tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
-                    _event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
+                    elbv2.tg_add(tg, target[0], target[1], t._sbx_created + _CFG.task_start)
+                    event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
             t._sbx_registered = True
 
 
@@ -262,17 +262,17 @@ def _start_one(ecs: Any, service: Any, sb: dict[str, Any], primary: dict[str, An
     why_not = ecs_tasks.blocked(ecs, service, sb, td, _now()) if wanted else None
     if why_not and why_not != sb["unplaced_msg"]:
         sb["unplaced_msg"] = why_not
-        _event(service, why_not)
+        event(service, why_not)
     if wanted and why_not is None:
-        ci, bindings = _place(ecs, service, td, live)
+        ci, bindings = place(ecs, service, td, live)
         if ci is not None:
             t = _start_task(ecs, service, td, ci, bindings, primary["id"])
-            _event(service, f"(service {service.name}) has started 1 tasks: (task {t.id}).")
+            event(service, f"(service {service.name}) has started 1 tasks: (task {t.id}).")
             sb["unplaced_msg"] = None
             return True
         if bindings != sb["unplaced_msg"]:
             sb["unplaced_msg"] = bindings
-            _event(service, bindings)  # type: ignore[arg-type]
+            event(service, bindings)  # type: ignore[arg-type]
     return False
 
 
@@ -287,8 +287,8 @@ def _stop_old(ecs: Any, service: Any, primary: dict[str, Any], old: list[Any], r
         victim = old[0]
     if victim is None:
         return False
-    _stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
-    _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
+    stop_task(ecs, victim, f"Scaling activity initiated by (deployment {primary['id']})")
+    event(service, f"(service {service.name}) has stopped 1 running tasks: (task {victim.id}).")
     return True
 
 
@@ -328,7 +328,7 @@ def _settle(service: Any, sb: dict[str, Any], primary: dict[str, Any], keep: lis
         primary["rolloutState"] = "COMPLETED"
         primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
         if not sb["steady"]:
-            _event(service, f"(service {service.name}) has reached a steady state.")
+            event(service, f"(service {service.name}) has reached a steady state.")
     elif primary.get("rolloutState") != "IN_PROGRESS" and not sb["steady"]:
         primary["rolloutState"] = "IN_PROGRESS"
     sb["steady"] = steady
@@ -337,12 +337,12 @@ def _settle(service: Any, sb: dict[str, Any], primary: dict[str, Any], keep: lis
 def _refresh_instances(ecs: Any) -> None:
     for cluster_name, cis in ecs.container_instances.items():
         for ci in cis.values():
-            live = _live_tasks_on(ecs, cluster_name, ci)
+            live = live_tasks_on(ecs, cluster_name, ci)
             ci.running_tasks_count = sum(1 for t in live if t.last_status == "RUNNING")
             ci.pending_tasks_count = sum(1 for t in live if t.last_status == "PENDING")
-            ci.agent_connected = _instance_running(ecs, ci)
-            cpu, mem = _remaining(ecs, cluster_name, ci)
-            used = sorted(_used_ports(ecs, cluster_name, ci))
+            ci.agent_connected = instance_running(ecs, ci)
+            cpu, mem = remaining(ecs, cluster_name, ci)
+            used = sorted(used_ports(ecs, cluster_name, ci))
             for r in ci.remaining_resources:
                 if r.get("name") == "CPU":
                     r["integerValue"] = cpu

@@ -177,7 +177,7 @@ def fail_due(ecs: Any, service: Any, sb: dict[str, Any], live: list[Any], start_
     STOPPED, never RUNNING), noting the failures for the service throttle logic: after repeated failures ECS waits
     longer and longer between attempts."""
     from .base import _now
-    from .ecs_scheduler import _event, _stop_task
+    from .ecs_scheduler import event, stop_task
 
     now = _now()
     registered = {ci.container_instance_arn for ci in ecs.container_instances.get(service.cluster_name, {}).values()}
@@ -185,7 +185,7 @@ def fail_due(ecs: Any, service: Any, sb: dict[str, Any], live: list[Any], start_
         if t.container_instance_arn and t.container_instance_arn not in registered:
             # its container instance was deregistered: ECS no longer tracks the task (an orphan) and the service
             # scheduler starts a replacement on the instances it has
-            _stop_task(ecs, t, "Task stopped because its container instance was deregistered.")
+            stop_task(ecs, t, "Task stopped because its container instance was deregistered.")
             continue
         fail = getattr(t, "_sbx_fail", None)
         if fail is None:
@@ -195,7 +195,7 @@ def fail_due(ecs: Any, service: Any, sb: dict[str, Any], live: list[Any], start_
         if now - t._sbx_created < start_delay:
             continue
         reason, containers = fail
-        _stop_task(ecs, t, reason, STOP_CODE)
+        stop_task(ecs, t, reason, STOP_CODE)
         for c in t.containers:
             if c.name in containers:
                 c.reason = containers[c.name]
@@ -204,7 +204,7 @@ def fail_due(ecs: Any, service: Any, sb: dict[str, Any], live: list[Any], start_
         # ECS doubles the wait up to a cap (15 to 27 minutes in the docs); here scaled to the task start delay.
         sb["next_start"] = now + min(start_delay * 2 ** streak, start_delay * 60)
         if streak == 3:
-            _event(service, UNSTABLE.format(name=service.name))
+            event(service, UNSTABLE.format(name=service.name))
 
 
 def blocked(ecs: Any, service: Any, sb: dict[str, Any], td: Any, now: float) -> str | None:

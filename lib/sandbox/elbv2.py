@@ -142,7 +142,7 @@ def _tg_register(orig: Any) -> Any:
                 inst = self.ec2_backend.get_instance_by_id(target["Id"])
                 if inst is not None and inst.state != "running":
                     raise m.TargetNotRunning(instance_id=target["Id"])
-                _tg_add(self, target["Id"], int(target.get("Port") or self.port), _now())
+                tg_add(self, target["Id"], int(target.get("Port") or self.port), _now())
 
     return f
 
@@ -152,11 +152,11 @@ def _tg_deregister(orig: Any) -> Any:
         with LOCK:
             for target in targets:
                 if target.get("Port"):
-                    keys = [_tkey(target["Id"], target["Port"])]
+                    keys = [tkey(target["Id"], target["Port"])]
                 else:
                     keys = [k for k, v in self.targets.items() if v["Id"] == target["Id"]]
                 for k in keys:
-                    _tg_remove(self, k)
+                    tg_remove(self, k)
 
     return f
 
@@ -165,7 +165,7 @@ def _tg_deregister_terminated(orig: Any) -> Any:
     def f(self: Any, instance_ids: list[str]) -> None:
         for k, v in list(self.targets.items()):
             if v["Id"] in instance_ids:
-                _tg_remove(self, k)
+                tg_remove(self, k)
 
     return f
 
@@ -185,7 +185,7 @@ def _describe_target_health(orig: Any) -> Any:
             tg = self.target_groups.get(target_group_arn)
             if tg is None:
                 raise m.TargetGroupNotFoundError()
-            ecs_scheduler._reconcile(_ecs(self.account_id, self.region_name))
+            ecs_scheduler.reconcile(_ecs(self.account_id, self.region_name))
             if targets:
                 out = []
                 for t in targets:
@@ -209,7 +209,7 @@ def _call_action(orig: Any) -> Any:
     def f(self: Any) -> Any:
         with LOCK:
             try:
-                ecs_scheduler._reconcile(_ecs(self.current_account, self.region))
+                ecs_scheduler.reconcile(_ecs(self.current_account, self.region))
             except Exception:  # noqa: BLE001 - never break the ELB API on scheduler trouble
                 pass
             return orig(self)
@@ -287,7 +287,7 @@ def _resync_target_group_load_balancers(backend: Any) -> None:
         tg.load_balancer_arns = refs.get(tg.arn, [])
 
 
-def _tkey(target_id: str, port: Any) -> str:
+def tkey(target_id: str, port: Any) -> str:
     return f"{target_id}:{int(port)}"
 
 
@@ -297,8 +297,8 @@ def _draining(tg: Any) -> dict[str, Any]:
     return tg._sbx_draining
 
 
-def _tg_add(tg: Any, target_id: str, port: int, registered_at: float) -> None:
-    key = _tkey(target_id, port)
+def tg_add(tg: Any, target_id: str, port: int, registered_at: float) -> None:
+    key = tkey(target_id, port)
     existing = tg.targets.get(key)
     tg.targets[key] = {
         "Id": target_id,
@@ -308,7 +308,7 @@ def _tg_add(tg: Any, target_id: str, port: int, registered_at: float) -> None:
     _draining(tg).pop(key, None)
 
 
-def _tg_remove(tg: Any, key: str) -> bool:
+def tg_remove(tg: Any, key: str) -> bool:
     t = tg.targets.pop(key, None)
     if t is None:
         return False
@@ -387,7 +387,7 @@ def _check(tg: Any, lbs: list[Any], tid: str, port: int) -> tuple[str, str | Non
 
 def _evaluate(tg: Any, tid: str, port: int) -> tuple[str, str | None, str | None]:
     """(state, reason, description) DescribeTargetHealth shows for target (tid, port) now (under LOCK)."""
-    key = _tkey(tid, port)
+    key = tkey(tid, port)
     t = tg.targets.get(key)
     if t is None:
         drain = _draining(tg).get(key)
