@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vpclink_runbooks import sandbox_link
 from vpclink_runbooks.aws import session as aws_mod
@@ -60,8 +59,8 @@ class NothingToExport(RunbookError):
     exit_code = 2
 
 
-class MutationRefused(RunbookError):
-    """Export tried a mutating AWS call: a bug; the call was not sent."""
+# Export's session refuses mutating calls (aws_mod.connect(read_only=...)) with the session-level error.
+MutationRefused = aws_mod.MutationRefused
 
 # ---- export --------------------------------------------------------------------------------------------
 
@@ -83,12 +82,6 @@ class Export:
         return "\n".join(lines)
 
 
-def _refuse_mutation(model: Any, **_: Any) -> None:
-    if aws_mod.is_mutating(model.name):
-        raise MutationRefused(f"export is read-only but tried {model.service_model.service_name}.{model.name}; "
-                              "the call was not sent. Please report this as a bug.")
-
-
 def connect(params: Params) -> Context:
     """A read-only context: mutating calls are refused before they are sent."""
     if params.sandbox:
@@ -98,8 +91,7 @@ def connect(params: Params) -> Context:
                 "sandbox's resources live only as long as it does). Start `runbook sandbox`, run `runbook apply` "
                 "against it, then export. Nothing was written.")
         sandbox_link.use_running_sandbox()
-    aws = aws_mod.connect(params)
-    aws.session.events.register("before-call", _refuse_mutation)
+    aws = aws_mod.connect(params, read_only="export is read-only")
     identity = aws_mod.check_account(aws, params)
     return Context(params=params, aws=aws, names=Names(params), mode="plan", identity=identity)
 
