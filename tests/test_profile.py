@@ -169,11 +169,11 @@ def _start_cli_sandbox(tmp_path, env: dict, *args: str) -> tuple[subprocess.Pope
     server = subprocess.Popen([sys.executable, "-m", "vpclink_runbooks.cli", "sandbox", *args], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded 2-core machine took over 60 s to start a sandbox process
     while not state.exists():
         if server.poll() is not None or time.monotonic() > deadline:
             _stop(server)
-            pytest.fail(server.stdout.read())
+            pytest.fail(f"the sandbox did not announce itself: {server.stdout.read()}")
         time.sleep(0.2)
     return server, json.loads(state.read_text())
 
