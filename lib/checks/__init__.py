@@ -6,7 +6,7 @@ request order: that is the order the checks run and their results are listed.
 """
 
 from vpclink_runbooks.checks.facts import serving_targets
-from vpclink_runbooks.checks.inventory import PERMISSIONS, Inventory, _ignore_missing, fetch
+from vpclink_runbooks.checks.inventory import PERMISSIONS, Inventory, fetch
 from vpclink_runbooks.checks.probes import PROBE_PATH
 from vpclink_runbooks.checks.registry import (
     CHECKS,
@@ -49,13 +49,13 @@ from vpclink_runbooks.checks.service import UNASSUMABLE_ROLE, service_running, t
 from vpclink_runbooks.checks.endpoint import end_to_end
 
 # isort: split
-from vpclink_runbooks.checks.verdict import Verdict, failed, first_broken_hop, record, run_checks, save, table, verdict
+from vpclink_runbooks.checks.verdict import Verdict, failed, first_broken_hop, record, run_checks, table, verdict
 
 __all__ = [
     "CHECKS", "DECLARED", "HOPS", "PERMISSIONS", "PROBE_PATH", "REPAIRED_BY", "SEVERITIES", "UNASSUMABLE_ROLE",
-    "Declaration", "Inventory", "Result", "UndeclaredCheck", "Verdict", "_ignore_missing", "check", "declaration",
+    "Declaration", "Inventory", "Result", "UndeclaredCheck", "Verdict", "check", "declaration",
     "end_to_end", "failed", "fetch", "first_broken_hop", "integration_reaches_listener",
-    "listener_forwards_to_host_port", "mapping_points_at_stage", "nlb_active_internal", "record", "run_checks", "save",
+    "listener_forwards_to_host_port", "mapping_points_at_stage", "nlb_active_internal", "record", "run_checks",
     "security_group_admits_nlb", "service_running", "serving_targets", "stage_deployed_with_link", "table",
     "target_group_health_check", "target_group_port", "targets_healthy", "task_definition_ports", "tasks_start",
     "verdict", "vpc_link_available",

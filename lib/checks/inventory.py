@@ -57,10 +57,6 @@ class Inventory:
     group_rules: dict[str, list[dict]] = field(default_factory=dict)
 
 
-# lib/export still imports the old private name; it moves to aws.missing.ignore_missing (then this goes).
-_ignore_missing = ignore_missing
-
-
 def _inbound_rules(aws, group_ids: list[str]) -> list[dict]:
     if not group_ids:
         return []

@@ -84,9 +84,3 @@ def record(results: list[Result]) -> list[dict]:
     rows = [dict(r.__dict__) for r in results]
     record_for_runner("checks", rows)
     return rows
-
-
-def save(results: list[Result]) -> Verdict:
-    """Record the results (see `record`) and return the verdict: the verify notebook's last cell."""
-    record(results)
-    return verdict(results)
