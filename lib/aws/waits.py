@@ -112,6 +112,15 @@ def would_wait(client: Any, waiter_name: str, what: str, timeout: float = 900) -
     return f"{what}: not waited ({why}); apply would wait up to {timeout:.0f}s ({waiter_name})"
 
 
+def waited(client: Any, waiter_name: str, what: str, done: str, **kwargs: Any) -> str:
+    """A step's wait in one line: on a read-only client what apply would wait for (would_wait, no poll), else
+    wait (kwargs are the waiter's) and say `done` after the seconds it took."""
+    planned = would_wait(client, waiter_name, what, kwargs.get("timeout", 900))
+    if planned is not None:
+        return planned
+    return f"{done} after {wait(client, waiter_name, what, **kwargs):.1f}s"
+
+
 def wait(client: Any, waiter_name: str, what: str, *, timeout: float = 900, **kwargs: Any) -> float:
     """Wait with a boto3 waiter until `what` is reached; returns the seconds it took.
 

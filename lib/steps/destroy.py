@@ -110,12 +110,9 @@ def wait_service_drained(ctx: Context) -> str:
     service, why_not = _service(ctx)
     if service is None:
         return f"ECS service {ctx.names.ecs_service}: {why_not}; nothing to wait for"
-    what = f"ECS service {ctx.names.ecs_service} drained to 0 tasks"
-    if (note := waits.would_wait(ctx.aws.ecs, "services_stable", what)) is not None:
-        return note
-    seconds = waits.wait(ctx.aws.ecs, "services_stable", what,
-                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
-    return f"ECS service {ctx.names.ecs_service} runs no task after {seconds:.1f}s"
+    return waits.waited(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} drained to 0 tasks",
+                        f"ECS service {ctx.names.ecs_service} runs no task",
+                        cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
 
 
 def remove_service(ctx: Context) -> Plan:
@@ -135,12 +132,9 @@ def remove_service(ctx: Context) -> Plan:
 def wait_service_gone(ctx: Context) -> str:
     if not any(s.get("status") != "INACTIVE" for s in aws_ecs.services(ctx.aws, ctx.names, ctx.params.cluster) or []):
         return f"ECS service {ctx.names.ecs_service} is gone (INACTIVE or never created)"
-    what = f"ECS service {ctx.names.ecs_service} INACTIVE"
-    if (note := waits.would_wait(ctx.aws.ecs, "services_inactive", what)) is not None:
-        return note
-    seconds = waits.wait(ctx.aws.ecs, "services_inactive", what,
-                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
-    return f"ECS service {ctx.names.ecs_service} is INACTIVE after {seconds:.1f}s"
+    return waits.waited(ctx.aws.ecs, "services_inactive", f"ECS service {ctx.names.ecs_service} INACTIVE",
+                        f"ECS service {ctx.names.ecs_service} is INACTIVE",
+                        cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
 
 
 def deregister_task_definitions(ctx: Context) -> Plan:
@@ -205,21 +199,10 @@ def wait_vpc_links_gone(ctx: Context) -> str:
     links_v2 = owned_links_v2(ctx)
     if not links and not links_v2:
         return "no VPC link of this runbook's is left"
-    done = []
-    for link in links_v2:
-        what = f"VPC link V2 {link['id']} deleted"
-        if (note := waits.would_wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", what)) is not None:
-            done.append(note)
-            continue
-        seconds = waits.wait(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", what, VpcLinkId=link["id"])
-        done.append(f"VPC link V2 {link['id']} gone after {seconds:.1f}s")
-    for link in links:
-        what = f"VPC link {link['id']} deleted"
-        if (note := waits.would_wait(ctx.aws.apigateway, "VpcLinkDeleted", what)) is not None:
-            done.append(note)
-            continue
-        seconds = waits.wait(ctx.aws.apigateway, "VpcLinkDeleted", what, vpcLinkId=link["id"])
-        done.append(f"VPC link {link['id']} gone after {seconds:.1f}s")
+    done = [waits.waited(ctx.aws.apigatewayv2, "VpcLinkV2Deleted", f"VPC link V2 {link['id']} deleted",
+                         f"VPC link V2 {link['id']} gone", VpcLinkId=link["id"]) for link in links_v2]
+    done += [waits.waited(ctx.aws.apigateway, "VpcLinkDeleted", f"VPC link {link['id']} deleted",
+                          f"VPC link {link['id']} gone", vpcLinkId=link["id"]) for link in links]
     return "; ".join(done)
 
 

@@ -388,12 +388,9 @@ def wait_stable(ctx: Context) -> str:
     service = find_service(ctx)
     if service is None:
         return "no ECS service yet (plan mode): nothing to wait for"
-    what = f"ECS service {ctx.names.ecs_service} stable"
-    if (note := waits.would_wait(ctx.aws.ecs, "services_stable", what)) is not None:
-        return note
-    seconds = waits.wait(ctx.aws.ecs, "services_stable", what,
-                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
-    return f"ECS service {ctx.names.ecs_service} is stable after {seconds:.1f}s"
+    return waits.waited(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} stable",
+                        f"ECS service {ctx.names.ecs_service} is stable",
+                        cluster=ctx.params.cluster, services=[ctx.names.ecs_service])
 
 
 def wait_targets_healthy(ctx: Context) -> str:
@@ -403,10 +400,6 @@ def wait_targets_healthy(ctx: Context) -> str:
         tg = groups.get(ctx.names.target_group(port.host_port))
         if tg is None:
             return "no target group yet (plan mode): nothing to wait for"
-        what = f"targets of {tg['TargetGroupName']} healthy"
-        if (note := waits.would_wait(ctx.aws.elbv2, "target_in_service", what)) is not None:
-            done.append(note)
-            continue
-        seconds = waits.wait(ctx.aws.elbv2, "target_in_service", what, TargetGroupArn=tg["TargetGroupArn"])
-        done.append(f"{tg['TargetGroupName']} healthy after {seconds:.1f}s")
+        done.append(waits.waited(ctx.aws.elbv2, "target_in_service", f"targets of {tg['TargetGroupName']} healthy",
+                                 f"{tg['TargetGroupName']} healthy", TargetGroupArn=tg["TargetGroupArn"]))
     return "; ".join(done)

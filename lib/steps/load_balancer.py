@@ -311,11 +311,8 @@ def wait_active(ctx: Context) -> str:
     lb = find_load_balancer(ctx)
     if lb is None:
         return "no NLB yet (plan mode): nothing to wait for"
-    if (note := waits.would_wait(ctx.aws.elbv2, "load_balancer_available", f"{_lb_label(ctx)} active")) is not None:
-        return note
-    seconds = waits.wait(ctx.aws.elbv2, "load_balancer_available", f"{_lb_label(ctx)} active",
-                         LoadBalancerArns=[lb["LoadBalancerArn"]])
-    return f"{_lb_label(ctx)} is active ({lb['DNSName']}) after {seconds:.1f}s"
+    return waits.waited(ctx.aws.elbv2, "load_balancer_available", f"{_lb_label(ctx)} active",
+                        f"{_lb_label(ctx)} is active ({lb['DNSName']})", LoadBalancerArns=[lb["LoadBalancerArn"]])
 
 
 def remove_stale_target_groups(ctx: Context) -> Plan:
