@@ -68,7 +68,11 @@ def test_two_concurrent_applies_exactly_one_proceeds(sandbox):
     first, second = start("apply", LOCAL), start("apply", LOCAL)
     outputs = {}
     for proc in (first, second):
-        out, _ = proc.communicate(timeout=400)
+        try:
+            out, _ = proc.communicate(timeout=400)
+        except subprocess.TimeoutExpired as exc:  # say what the stuck run printed (a refused run must exit)
+            kill(proc)
+            pytest.fail(f"a runbook apply did not exit in 400 s; it printed:\n{exc.output}")
         outputs[proc.returncode] = out
     assert sorted(outputs) == [0, 2], outputs
     refused = outputs[2]
