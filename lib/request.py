@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from vpclink_runbooks import sandbox_link
+from vpclink_runbooks.aws import endpoint as endpoint_mod
 
 CONNECT_TO_ENV = "RUNBOOK_CONNECT_TO"
 BODY_LIMIT = 2000
@@ -33,14 +33,6 @@ def parse_connect_to(value: str) -> dict[str, str]:
     return out
 
 
-def _announced_front() -> str | None:
-    path = sandbox_link.state_file()
-    try:
-        return json.loads(path.read_text()).get("front")
-    except (OSError, ValueError):
-        return None
-
-
 def _served_front(endpoint: str) -> str | None:
     # An endpoint that is not the sandbox answers 404 (or nothing): then there is no override and DNS answers.
     try:
@@ -60,7 +52,7 @@ def connect_to(domain: str) -> str | None:
     if domain.lower() in explicit:
         return explicit[domain.lower()]
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    announced = sandbox_link.running_sandbox()
+    announced = endpoint_mod.running_sandbox()
     if announced and announced.get("front") and (not endpoint or endpoint == announced.get("endpoint")):
         return announced["front"]
     if endpoint:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -27,8 +27,3 @@ def ignore_missing(call: Callable[[], T], *codes: str) -> T | None:
         if exc.response["Error"]["Code"] in codes:
             return None
         raise
-
-
-def error_code(exc: Any) -> str:
-    """The AWS error code of a ClientError ('' for anything else)."""
-    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
