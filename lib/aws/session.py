@@ -17,6 +17,8 @@ import botocore.session
 from botocore.config import Config
 
 from vpclink_runbooks.aws import endpoint
+from vpclink_runbooks.aws.run_inventory import FILE as INVENTORY_FILE
+from vpclink_runbooks.aws.run_inventory import RunInventory
 from vpclink_runbooks.errors import GuardRefused, RunbookError
 from vpclink_runbooks.params import Params
 
@@ -159,11 +161,17 @@ def polling(waiter_name: str) -> Iterator[None]:
         _POLLING.waiter = None
 
 
+def polling_now() -> str | None:
+    """The name of the waiter polling in this thread (see polling), or None."""
+    return getattr(_POLLING, "waiter", None)
+
+
 @dataclass
 class CallRecorder:
     """Records every AWS call made through a session: service, operation, mutating, resource, result."""
 
     log_path: Path | None = None
+    step: str | None = None  # the notebook that makes the calls ("step" in calls.jsonl)
     calls: list[dict] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -202,6 +210,8 @@ class CallRecorder:
             "retries": int((parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)),
             "throttled": int(context.get("runbook_throttled", 0)),
         }
+        if self.step:
+            entry["step"] = self.step
         waiter = getattr(_POLLING, "waiter", None)
         if waiter:
             entry["wait"] = waiter  # a poll of that waiter, not a read of the step's own
@@ -212,6 +222,8 @@ class CallRecorder:
                     fh.write(json.dumps(entry) + "\n")
 
     def _after_call(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        if context.get("runbook_from_inventory"):
+            return  # answered from the run inventory: nothing was sent
         status = getattr(http_response, "status_code", 200)
         error = (parsed or {}).get("Error", {}).get("Code") if status >= 300 else None
         self._record(model, context, error or "ok", parsed)
@@ -235,6 +247,7 @@ class Aws:
             if step else RETRY_CONFIG
         self.recorder = recorder or CallRecorder()
         self.recorder.attach(session)
+        self.inventory: RunInventory | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -315,7 +328,19 @@ def connect(params: Params, step: str | None = None, read_only: str | None = Non
     session = make_session(params)
     if read_only:
         refuse_mutations(session, read_only)
-    return Aws(session, CallRecorder(Path(log) if log else None), step)
+    aws = Aws(session, CallRecorder(Path(log) if log else None, step), step)
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir:  # a runner's run: its notebooks share what they read (run_inventory)
+        aws.inventory = RunInventory(Path(run_dir, INVENTORY_FILE), polling_now)
+        aws.inventory.attach(session)
+    return aws
+
+
+@contextlib.contextmanager
+def fresh(aws: Aws) -> Iterator[None]:
+    """Read what time alone changes from AWS, not from the run inventory (the final verify does)."""
+    with aws.inventory.fresh() if aws.inventory else contextlib.nullcontext():
+        yield
 
 
 def check_region(aws: Aws, params: Params) -> None:

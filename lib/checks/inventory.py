@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vpclink_runbooks.aws.missing import ignore_missing
+from vpclink_runbooks.aws.session import fresh
 from vpclink_runbooks.checks.probes import _probes
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.steps.api import PROXY_PATH, find_rest_api
@@ -65,7 +66,15 @@ def _inbound_rules(aws, group_ids: list[str]) -> list[dict]:
 
 
 def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
-    """Read the live chain once: the API, the VPC link, the load balancer, the targets, the service, the groups."""
+    """Read the live chain once: the API, the VPC link, the load balancer, the targets, the service, the groups.
+
+    In a runner's run, what the run's earlier notebooks read and nothing changed since comes from the run
+    inventory; what time alone changes (health, tasks, statuses) is read from AWS."""
+    with fresh(ctx.aws):
+        return _fetch(ctx, probe)
+
+
+def _fetch(ctx: Context, probe: bool) -> Inventory:
     inv = Inventory(params=ctx.params, names=ctx.names)
     inv.world = discover(ctx)
     inv.vpc_link_count = len(inv.world.vpc_links)
@@ -116,12 +125,19 @@ def _fetch_load_balancer(ctx: Context, inv: Inventory) -> None:
     inv.listeners = aws.elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
     forwarded = sorted({a["TargetGroupArn"] for li in inv.listeners for a in li.get("DefaultActions", [])
                         if a.get("TargetGroupArn")})
-    if forwarded:
-        inv.listener_groups = {t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
-            TargetGroupArns=forwarded)["TargetGroups"]}
-    subnet_ids = [az["SubnetId"] for az in inv.lb.get("AvailabilityZones", [])]
-    if subnet_ids:
-        inv.subnets = {s["SubnetId"]: s for s in aws.ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+    if forwarded:  # the region's target groups, the read that finds ours (one read for both)
+        listed = {t["TargetGroupArn"]: t for page in aws.elbv2.get_paginator("describe_target_groups").paginate()
+                  for t in page["TargetGroups"]}
+        unlisted = [arn for arn in forwarded if arn not in listed]
+        if unlisted:  # created since the list was read
+            listed.update({t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
+                TargetGroupArns=unlisted)["TargetGroups"]})
+        inv.listener_groups = {arn: listed[arn] for arn in forwarded if arn in listed}
+    subnet_ids = {az["SubnetId"] for az in inv.lb.get("AvailabilityZones", [])}
+    if subnet_ids:  # the load balancer's subnets are the VPC's: the read inspect made
+        inv.subnets = {s["SubnetId"]: s for page in aws.ec2.get_paginator("describe_subnets").paginate(
+            Filters=[{"Name": "vpc-id", "Values": [inv.lb["VpcId"]]}]) for s in page["Subnets"]
+            if s["SubnetId"] in subnet_ids}
     inv.nlb_rules = _inbound_rules(aws, sorted(inv.lb.get("SecurityGroups") or []))
 
 

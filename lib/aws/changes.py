@@ -1,0 +1,151 @@
+"""What a mutating call changes in the answers of later reads (the run inventory keeps them true with this).
+
+For the calls the runbook makes on its way up, AWS's own answer says what a later read would answer, in
+the shapes of AWS's API reference: CreateLoadBalancer answers the LoadBalancer that
+DescribeLoadBalancers(Names=[name]) lists, PutIntegration the Integration that GetIntegration answers, and so
+on. CHANGES lists, per mutation, each read it changes and how:
+
+- ("same", read, params): the read with those params now answers what the mutation answered (reshaped);
+- ("append", read, params, list_key): a kept list answer of that read gains the created item;
+- ("forget", read, keys): kept answers of that read naming the same values for `keys` are forgotten.
+
+A mutation not listed here forgets every kept answer of its service that names anything it names or
+answered (run_inventory.RunInventory._forget): coarse, and always safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Rows = list[tuple[str, dict, dict]]  # (read operation, its parameters, its answer)
+
+
+def _tags_of(arn: str, tags: list[dict] | None) -> tuple[str, dict, dict]:
+    return "DescribeTags", {"ResourceArns": [arn]}, {"TagDescriptions": [{"ResourceArn": arn, "Tags": tags or []}]}
+
+
+def _load_balancer(p: dict, a: dict) -> Rows:
+    lb = a["LoadBalancers"][0]
+    arn = lb["LoadBalancerArn"]
+    return [("DescribeLoadBalancers", {"Names": [p["Name"]]}, {"LoadBalancers": [lb]}),
+            _tags_of(arn, p.get("Tags")), ("DescribeListeners", {"LoadBalancerArn": arn}, {"Listeners": []})]
+
+
+def _target_group(p: dict, a: dict) -> Rows:
+    tg = a["TargetGroups"][0]
+    return [("DescribeTargetGroups", {"Names": [p["Name"]]}, {"TargetGroups": [tg]}),
+            _tags_of(tg["TargetGroupArn"], p.get("Tags"))]
+
+
+def _attributes(p: dict, a: dict) -> Rows:
+    # ModifyLoadBalancerAttributes answers every attribute of the load balancer, not only those it changed
+    return [("DescribeLoadBalancerAttributes", {"LoadBalancerArn": p["LoadBalancerArn"]},
+             {"Attributes": a["Attributes"]})]
+
+
+def _task_definition(p: dict, a: dict) -> Rows:
+    td = a["taskDefinition"]
+    return [("DescribeTaskDefinition", {"taskDefinition": td["family"]}, {"taskDefinition": td}),
+            ("DescribeTaskDefinition", {"taskDefinition": td["taskDefinitionArn"]}, {"taskDefinition": td})]
+
+
+def _api_item(read: str, keys: tuple[str, ...]) -> Callable[[dict, dict], Rows]:
+    def rows(p: dict, a: dict) -> Rows:
+        return [(read, {k: p[k] for k in keys}, a)]
+    return rows
+
+
+def _deployment(p: dict, a: dict) -> Rows:
+    return [("GetDeployment", {"restApiId": p["restApiId"], "deploymentId": a["id"]}, a)]
+
+
+def _rest_api(p: dict, a: dict) -> Rows:
+    return [("GetRestApi", {"restApiId": a["id"]}, a),
+            ("GetResources", {"restApiId": a["id"]},
+             {"items": [{"id": a["rootResourceId"], "path": "/"}]} if a.get("rootResourceId") else None)]
+
+
+def _vpc_link(p: dict, a: dict) -> Rows:
+    return [("GetVpcLink", {"vpcLinkId": a["id"]}, a)]
+
+
+def _vpc_link_v2(p: dict, a: dict) -> Rows:
+    return [("GetVpcLink", {"VpcLinkId": a["VpcLinkId"]}, {k: v for k, v in a.items() if k != "ResponseMetadata"})]
+
+
+def _service(p: dict, a: dict) -> Rows:
+    # what the runbook's finder asks (aws.ecs.services); the service's tasks come later, and are read then
+    return [("DescribeServices", {"cluster": p["cluster"], "services": [p["serviceName"]], "include": ["TAGS"]},
+             {"services": [{**a["service"], "tags": p.get("tags", [])}], "failures": []})]
+
+
+def _group_filter(p: dict) -> dict:
+    return {"Filters": [{"Name": "group-id", "Values": [p["GroupId"]]}]}
+
+
+_METHOD = ("restApiId", "resourceId", "httpMethod")
+# a new service places tasks: they take ports and resources on container instances and register as targets
+_TASKS = ("ecs.ListTasks", "ecs.DescribeTasks", "ecs.DescribeContainerInstances", "elbv2.DescribeTargetHealth")
+# "service.Operation" -> what it changes (see the module docstring); a read named without a service is of the
+# mutation's service.
+CHANGES: dict[str, dict[str, Any]] = {
+    "elbv2.CreateLoadBalancer": {"same": _load_balancer, "append": [("DescribeLoadBalancers", "LoadBalancers")]},
+    "elbv2.CreateTargetGroup": {"same": _target_group, "append": [("DescribeTargetGroups", "TargetGroups")]},
+    "elbv2.ModifyLoadBalancerAttributes": {"same": _attributes},
+    "elbv2.CreateListener": {"append": [("DescribeListeners", "Listeners", "LoadBalancerArn")],
+                             # the target groups it forwards to now list the load balancer
+                             "forget": [("DescribeTargetGroups", ())]},
+    "ecs.RegisterTaskDefinition": {"same": _task_definition},
+    "ecs.CreateService": {"same": _service, "forget": [(read, ("cluster",)) for read in _TASKS[:3]]
+                          + [(_TASKS[3], ())]},
+    "ec2.AuthorizeSecurityGroupIngress": {"append": [("DescribeSecurityGroupRules", "SecurityGroupRules",
+                                                      _group_filter)],
+                                          "forget": [("elbv2.DescribeTargetHealth", ())]},
+    "apigateway.CreateVpcLink": {"same": _vpc_link, "append": [("GetVpcLinks", "items")]},
+    "apigatewayv2.CreateVpcLink": {"same": _vpc_link_v2, "append": [("GetVpcLinks", "Items")]},
+    "apigateway.CreateRestApi": {"same": _rest_api, "append": [("GetRestApis", "items")]},
+    "apigateway.CreateResource": {"append": [("GetResources", "items", "restApiId")]},
+    # GetResources lists a resource's methods only when asked to embed them, which the runbook never does
+    "apigateway.PutMethod": {"same": _api_item("GetMethod", _METHOD)},
+    "apigateway.PutIntegration": {"same": _api_item("GetIntegration", _METHOD), "forget": [("GetMethod", _METHOD)]},
+    "apigateway.CreateDeployment": {"same": _deployment,
+                                    "forget": [("GetStage", ("restApiId",)), ("GetStages", ("restApiId",)),
+                                               ("GetDeployments", ("restApiId",))]},
+    "apigateway.CreateBasePathMapping": {"same": _api_item("GetBasePathMapping", ("domainName", "basePath")),
+                                         "append": [("GetBasePathMappings", "items", "domainName")]},
+}
+
+
+def after(service: str, operation: str, params: dict, answer: dict) -> dict | None:
+    """What `operation` of `service` (made with `params`, answered `answer`) changes: {"same": [(service, read,
+    params, answer)], "append": [(service, read, list_key, params, item)], "forget": [(service, read, {key:
+    value})]}; None for a mutation CHANGES does not list."""
+    spec = CHANGES.get(f"{service}.{operation}")
+    if spec is None:
+        return None
+
+    def split(read: str) -> tuple[str, str]:
+        return tuple(read.split(".", 1)) if "." in read else (service, read)
+
+    same = [(service, read, read_params, read_answer)
+            for read, read_params, read_answer in (spec["same"](params, answer) if "same" in spec else [])
+            if read_answer is not None]
+    appends = []
+    for read, list_key, *scope in spec.get("append", []):
+        if scope and callable(scope[0]):
+            read_params = scope[0](params)
+        else:
+            read_params = {k: params[k] for k in scope}
+        items = answer.get(list_key) if isinstance(answer.get(list_key), list) else [_created_item(answer)]
+        appends.append((service, read, list_key, read_params, items))
+    forgets = [(*split(read), {k: params.get(k) for k in keys}) for read, keys in spec.get("forget", [])]
+    return {"same": same, "append": appends, "forget": forgets}
+
+
+def _created_item(answer: dict) -> dict:
+    """The one resource a create answered: LoadBalancers[0], TargetGroups[0], Listeners[0], or the answer."""
+    for key in ("LoadBalancers", "TargetGroups", "Listeners"):
+        if answer.get(key):
+            return answer[key][0]
+    return answer

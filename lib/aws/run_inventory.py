@@ -1,0 +1,307 @@
+"""The run inventory: what one command's notebooks read from AWS, shared between them.
+
+A command (plan, apply, verify, repair, destroy) runs several notebooks, each in its own kernel, and each
+starts by finding the world it acts on. Without sharing, every notebook reads the VPC, the cluster's
+instances, the load balancer and the API again. The runner's run folder holds ``inventory.jsonl``: every
+read's answer (service, operation, parameters -> the parsed response or the error AWS gave), appended by
+whichever notebook read it first. A later read with the same operation and parameters in the same run is
+answered from there instead of being sent (and is not in ``calls.jsonl``: it cost nothing).
+
+What keeps it true:
+- A mutating call forgets (appends a ``forget`` line for) every answer it can have changed: the answers of
+  its service that name any identifier the call names or returned, the service's list reads (those that name
+  no resource), and the reads of other services it affects (EFFECTS). Other notebooks of the run see the
+  ``forget`` before their next read, so a read after a change goes to AWS.
+- A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
+- The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
+  the service, load balancer and VPC link status, instances) and reads that from AWS.
+- Errors kept are AWS's own answers for absent resources (4xx, not throttling); 5xx, throttling and
+  connection errors are never kept.
+
+The file is an audit record of what the run saw, sealed with the rest of the run folder. A notebook run
+on its own (papermill, no runner) has no run folder and reads everything itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from vpclink_runbooks.aws import changes
+
+FILE = "inventory.jsonl"
+# Reads no runbook call changes: kept even across mutations.
+STABLE = {"GetCallerIdentity", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeClusters",
+          "GetDomainName"}
+# Reads whose answers change with time alone (AWS's own convergence, other actors): the final verify reads them.
+# (A load balancer, once active, and the cluster's container instances change only by someone's call: a call of
+# this run forgets them, see changes.CHANGES; another actor's change in the minutes of one run is not looked for.)
+FRESH = ("DescribeTargetHealth", "ListTasks", "DescribeTasks", "DescribeServices", "GetVpcLink", "GetVpcLinks",
+         "DescribeInstances")
+# A mutation of one service changes what reads of another answer: e.g. a service's tasks register as targets,
+# a security group rule changes the targets' health, a load balancer deleted or changed fails the VPC link on
+# it (creating one cannot). service -> (the operations that do it, by prefix; () for all, {service: reads}).
+EFFECTS = {
+    "ecs": ((), {"elbv2": ("DescribeTargetHealth",)}),
+    "ec2": ((), {"elbv2": ("DescribeTargetHealth",)}),
+    "elbv2": (("Delete", "Modify", "Set", "Remove", "Deregister"),
+              {"apigateway": ("GetVpcLink", "GetVpcLinks"), "apigatewayv2": ("GetVpcLink", "GetVpcLinks")}),
+}
+# Parameters that page or filter a list rather than name a resource.
+_LIST_KEYS = {"NextToken", "nextToken", "Marker", "position", "limit", "PageSize", "MaxResults", "maxResults",
+              "MaxItems", "Filters", "include", "desiredStatus", "status"}
+_ANSWERED = "runbook_from_inventory"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode()}
+    raise TypeError(type(value).__name__)
+
+
+def _decode(obj: dict) -> Any:
+    if len(obj) == 1 and "$dt" in obj:
+        return datetime.fromisoformat(obj["$dt"])
+    if len(obj) == 1 and "$b64" in obj:
+        return base64.b64decode(obj["$b64"])
+    return obj
+
+
+def _identifiers(value: Any) -> Iterator[str]:
+    """Every string in a call's parameters (names, ids, ARNs), nested lists and dicts included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _identifiers(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _identifiers(item)
+
+
+def _names_no_resource(params: dict) -> bool:
+    return not (set(params) - _LIST_KEYS)
+
+
+class RunInventory:
+    """The run folder's inventory.jsonl, attached to one boto3 session (see the module docstring)."""
+
+    def __init__(self, path: Path, polling_now) -> None:
+        self.path = path
+        self._polling_now = polling_now  # the name of the waiter polling in this thread, or None
+        self._answers: dict[str, dict] = {}
+        self._offset = 0
+        self._seq = 0  # lines applied so far
+        self._fresh: dict[str, int] = {}  # operation -> the first line whose answers it may use
+        self._lock = threading.Lock()
+
+    def attach(self, session: Any) -> None:
+        events = session.events
+        events.register("before-parameter-build", self._remember, unique_id="runbook-inventory-params")
+        events.register("before-call", self._answer, unique_id="runbook-inventory-answer")
+        events.register("after-call", self._learn, unique_id="runbook-inventory-learn")
+        events.register("after-call-error", self._learn_error, unique_id="runbook-inventory-error")
+
+    @contextlib.contextmanager
+    def fresh(self, operations: Iterable[str] = FRESH) -> Iterator[None]:
+        """Within this block, `operations` are read from AWS once: answers kept before the block are not used,
+        answers read within it are (one read of each, however many checks look at it)."""
+        before = dict(self._fresh)
+        with self._lock:
+            self._sync()
+            self._fresh.update({operation: self._seq for operation in operations})
+        try:
+            yield
+        finally:
+            self._fresh = before
+
+    # ---- the file ------------------------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Apply what any notebook of the run appended since this one last looked."""
+        if not self.path.exists():
+            return
+        with open(self.path) as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            fh.seek(self._offset)
+            lines = fh.read()
+            self._offset = fh.tell()
+        for line in lines.splitlines():
+            row = json.loads(line, object_hook=_decode)
+            row["seq"] = self._seq
+            self._seq += 1
+            if "forget" in row:
+                self._forget_here(row["forget"])
+            elif "update" in row:
+                self._update_here(row["update"])
+            else:
+                self._answers[row["key"]] = row
+
+    def _append(self, row: dict) -> None:
+        try:
+            line = json.dumps(row, default=_encode, sort_keys=True)
+        except (TypeError, ValueError):
+            return  # an answer we cannot keep is simply read again
+        with open(self.path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(line + "\n")
+
+    # ---- keeping and forgetting ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(service: str, operation: str, params: dict) -> str:
+        return json.dumps([service, operation, params], default=_encode, sort_keys=True)
+
+    def _forget_here(self, what: dict) -> None:
+        for key, row in list(self._answers.items()):
+            if _forgets(what, row):
+                self._answers.pop(key)
+
+    def _update_here(self, what: dict) -> None:
+        fresh = {_identity(item): item for item in what["items"]}
+        for row in self._answers.values():
+            if row["service"] == what["service"]:
+                row["parsed"] = _updated(row["parsed"], fresh)
+
+    def _forget(self, service: str, operation: str, params: dict, parsed: dict | None) -> None:
+        """After a mutation: what CHANGES says it changed, else every answer of the service naming what it named."""
+        answer = {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
+        spec = changes.after(service, operation, params, answer) if parsed and "Error" not in parsed else None
+        rows: list[dict] = []
+        if spec is None:
+            ids = sorted(set(_identifiers(params)) | set(_identifiers(_created(parsed or {}))))
+            prefixes, effects = EFFECTS.get(service, ((), {}))
+            rows.append({"forget": {"service": service, "ids": ids,
+                                    "effects": effects if not prefixes or operation.startswith(prefixes) else {}}})
+        else:
+            rows += [{"forget": {"service": read_service, "operation": read, "match": match}}
+                     for read_service, read, match in spec["forget"]]
+        with self._lock:
+            self._sync()
+            for row in rows:
+                self._append(row)
+            if spec is not None:
+                for read_service, read, read_params, answer in spec["same"]:
+                    self._append(self._row(read_service, read, read_params, 200, answer))
+                for read_service, read, list_key, scope, items in spec["append"]:
+                    kept = self._answers.get(self._key(read_service, read, scope))
+                    if kept is not None and kept["status"] < 300 and isinstance(kept["parsed"].get(list_key), list):
+                        answer = {**kept["parsed"], list_key: kept["parsed"][list_key] + items}
+                        self._append(self._row(read_service, read, scope, kept["status"], answer))
+                    else:  # never read (or not as one list): read it again when asked
+                        self._append({"forget": {"service": read_service, "operation": read, "match": scope}})
+            self._sync()
+
+    def _row(self, service: str, operation: str, params: dict, status: int, parsed: dict) -> dict:
+        return {"key": self._key(service, operation, params), "service": service, "operation": operation,
+                "params": params, "status": status, "parsed": parsed}
+
+    # ---- botocore events --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _remember(params: dict, context: dict, **_: Any) -> None:
+        context["runbook_inventory_params"] = dict(params)
+
+    def _answer(self, model: Any, context: dict, **_: Any) -> tuple | None:
+        from vpclink_runbooks.aws.session import is_mutating
+
+        operation = model.name
+        if is_mutating(operation) or operation.startswith("Test") or self._polling_now():
+            return None
+        key = self._key(model.service_model.service_name, operation, context.get("runbook_inventory_params", {}))
+        with self._lock:
+            self._sync()
+            row = self._answers.get(key)
+        if row is None or row["seq"] < self._fresh.get(operation, 0):
+            return None
+        context[_ANSWERED] = True
+        response = AWSResponse(url="", status_code=row["status"], headers={}, raw=None)
+        parsed = json.loads(json.dumps(row["parsed"], default=_encode), object_hook=_decode)  # a copy per answer
+        return response, parsed
+
+    def _learn(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
+        from vpclink_runbooks.aws.session import THROTTLING_CODES, is_mutating
+
+        if context.get(_ANSWERED):
+            return
+        service, operation = model.service_model.service_name, model.name
+        params = context.get("runbook_inventory_params", {})
+        if is_mutating(operation):
+            self._forget(service, operation, params, parsed)
+            return
+        status = getattr(http_response, "status_code", 200)
+        code = (parsed or {}).get("Error", {}).get("Code")
+        if operation.startswith("Test") or status >= 500 or status == 429 or code in THROTTLING_CODES:
+            return
+        kept = {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
+        with self._lock:
+            self._sync()
+            self._append(self._row(service, operation, params, status, kept))
+            if self._polling_now() and status < 300 and (items := _items(kept)):
+                # the live state of what the poll read: kept answers that list the same resources take it
+                self._append({"update": {"service": service, "items": items}})
+            self._sync()
+
+    def _learn_error(self, model: Any = None, context: dict | None = None, **_: Any) -> None:
+        from vpclink_runbooks.aws.session import is_mutating
+
+        # A mutation that ended in a connection error may still have happened: forget as if it did.
+        if model is not None and is_mutating(model.name):
+            self._forget(model.service_model.service_name, model.name,
+                         (context or {}).get("runbook_inventory_params", {}), None)
+
+
+# The key that identifies a resource in the answers that list it (the first one an item has).
+_IDENTITY_KEYS = ("LoadBalancerArn", "TargetGroupArn", "ListenerArn", "serviceArn", "taskArn", "containerInstanceArn",
+                  "VpcLinkId", "id")
+
+
+def _identity(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    return next((item[k] for k in _IDENTITY_KEYS if isinstance(item.get(k), str)), None)
+
+
+def _items(answer: dict) -> list[dict]:
+    """The resources an answer holds: the answer itself (GetVpcLink) or the items of its top-level lists."""
+    if _identity(answer):
+        return [answer]
+    return [item for value in answer.values() if isinstance(value, list) for item in value if _identity(item)]
+
+
+def _updated(answer: dict, fresh: dict[str, dict]) -> dict:
+    """`answer` with every resource it holds that `fresh` has newer state of merged with that state (a poll may
+    answer fewer fields, e.g. no tags, than the read that kept it)."""
+    if (key := _identity(answer)) in fresh:
+        return {**answer, **fresh[key]}
+    return {k: [{**item, **fresh[_identity(item)]} if _identity(item) in fresh else item for item in value]
+            if isinstance(value, list) else value for k, value in answer.items()}
+
+
+def _forgets(what: dict, row: dict) -> bool:
+    """Whether a forget line (see RunInventory._forget) forgets a kept answer."""
+    service, operation, params = row["service"], row["operation"], row["params"]
+    if operation in STABLE:
+        return False
+    if "match" in what:  # one read, by the values of some of its parameters
+        return (service == what["service"] and operation == what["operation"]
+                and all(params.get(k) == v for k, v in what["match"].items()))
+    if service == what["service"]:
+        return _names_no_resource(params) or bool(set(what["ids"]) & set(_identifiers(params)))
+    return operation in what.get("effects", {}).get(service, ())
+
+
+def _created(parsed: dict) -> dict:
+    """The identifiers a mutation's answer names (the ARN or id of what it created)."""
+    return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
