@@ -85,15 +85,17 @@ def converge(ctx: Context) -> Plan:
     nlb_dns = lb["DNSName"] if lb else f"<{ctx.names.nlb} DNS name>"
     link_id = link["id"] if link else "<VPC link id>"
     desired = desired_integration(ctx, nlb_dns, link["id"] if link else None, lb["LoadBalancerArn"] if lb else None)
-    api = _ensure_api(ctx, plan)
-    proxy = _ensure_proxy(ctx, plan, api)
-    _ensure_integration(ctx, plan, api, proxy, desired, lb_found=lb is not None, link_found=link is not None)
-    _ensure_stage(ctx, plan, api, desired, link_id)
+    new: set[str] = set()  # what this converge created: nothing below it exists yet, so it is not looked up
+    api = _ensure_api(ctx, plan, new)
+    proxy = _ensure_proxy(ctx, plan, api, new)
+    _ensure_integration(ctx, plan, api, proxy, desired, lb_found=lb is not None, link_found=link is not None,
+                        new=new)
+    _ensure_stage(ctx, plan, api, desired, link_id, new)
     _ensure_mapping(ctx, plan, api)
     return plan
 
 
-def _ensure_api(ctx: Context, plan: Plan) -> dict | None:
+def _ensure_api(ctx: Context, plan: Plan, new: set[str]) -> dict | None:
     """Our REST API (created when missing; duplicates an interrupted run left are deleted)."""
     gw, names = ctx.aws.apigateway, ctx.names
     api, duplicates = _our_apis(ctx)
@@ -106,12 +108,13 @@ def _ensure_api(ctx: Context, plan: Plan) -> dict | None:
                     "the service gets its own API, mapped into the shared custom domain"):
             api = gw.create_rest_api(name=names.rest_api, endpointConfiguration={"types": ["REGIONAL"]},
                                      tags=names.tags, description=f"{names.base} via VPC link to {names.nlb}")
+            new.add("api")
     else:
         plan.add(f"REST API {names.rest_api}", "none", api["id"], "REGIONAL", "exists")
     return api
 
 
-def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None) -> dict | None:
+def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None, new: set[str]) -> dict | None:
     """The /{proxy+} resource under the API's root and its ANY method."""
     gw = ctx.aws.apigateway
     proxy = None
@@ -120,25 +123,28 @@ def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None) -> dict | None:
         if proxy is None and plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}",
                                       "forwards every path below the base path"):
             proxy = gw.create_resource(restApiId=api["id"], parentId=root["id"], pathPart=PROXY_PATH)
+            new.add("proxy")
         elif proxy is not None:
             plan.add(f"resource /{PROXY_PATH}", "none", proxy["id"], "/{proxy+}", "exists")
     else:
         plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}", "forwards every path below the base path")
 
-    if proxy is not None and aws_apigateway.method(ctx.aws, api["id"], proxy["id"]) is None:
+    if proxy is not None and ("proxy" in new or aws_apigateway.method(ctx.aws, api["id"], proxy["id"]) is None):
         if plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method"):
             gw.put_method(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY", authorizationType="NONE",
                           requestParameters={"method.request.path.proxy": True})
+            new.add("method")
     elif proxy is None:
         plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method")
     return proxy
 
 
 def _ensure_integration(ctx: Context, plan: Plan, api: dict | None, proxy: dict | None, desired: dict, *,
-                        lb_found: bool, link_found: bool) -> None:
+                        lb_found: bool, link_found: bool, new: set[str]) -> None:
     """ANY /{proxy+} is HTTP_PROXY to the load balancer listener through the VPC link."""
     names = ctx.names
-    integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"]) if proxy is not None else None
+    integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"]) \
+        if proxy is not None and "method" not in new else None
     differs = _integration_differs(integration, desired)
     if not differs:
         plan.add("integration ANY /{proxy+}", "none", desired["uri"], desired["uri"], "up to date")
@@ -160,10 +166,10 @@ def _ensure_integration(ctx: Context, plan: Plan, api: dict | None, proxy: dict 
                                            timeoutInMillis=desired["timeoutInMillis"], **extra)
 
 
-def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, link_id: str) -> None:
+def _ensure_stage(ctx: Context, plan: Plan, api: dict | None, desired: dict, link_id: str, new: set[str]) -> None:
     gw, stage_name = ctx.aws.apigateway, ctx.params.api.stage
     stage = deployment = None
-    if api is not None:
+    if api is not None and "api" not in new:
         stage = aws_apigateway.stage(ctx.aws, api["id"], stage_name)
         if stage is not None:
             deployment = aws_apigateway.deployment(ctx.aws, api["id"], stage["deploymentId"])

@@ -84,10 +84,13 @@ def _container_instances(aws, cluster: str) -> list[dict]:
 
 def _service_ports(aws, cluster: str, service: str) -> dict[str, set[int]]:
     """Host ports our own service's tasks hold on each container instance (they free up on redeploy)."""
-    arns = aws.ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"] if service else []
+    # the same read as verify's (checks.inventory), so a run reads it once
+    arns = [a for page in aws.ecs.get_paginator("list_tasks").paginate(
+        cluster=cluster, serviceName=service, desiredStatus="RUNNING") for a in page["taskArns"]] if service else []
     held: dict[str, set[int]] = {}
     if arns:
-        for task in aws.ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]:
+        for task in [t for start in range(0, len(arns), 100)
+                     for t in aws.ecs.describe_tasks(cluster=cluster, tasks=arns[start:start + 100])["tasks"]]:
             for container in task.get("containers", []):
                 for binding in container.get("networkBindings", []):
                     held.setdefault(task.get("containerInstanceArn", ""), set()).add(binding["hostPort"])
