@@ -149,3 +149,22 @@ def _created_item(answer: dict) -> dict:
         if answer.get(key):
             return answer[key][0]
     return answer
+
+
+def _task_definition_by_arn(p: dict, a: dict) -> list[dict]:
+    td = a.get("taskDefinition") or {}
+    arn = td.get("taskDefinitionArn")
+    return [{**p, "taskDefinition": arn}] if arn and p.get("taskDefinition") != arn else []
+
+
+# A read's answer that also answers the same read with other parameters: "service.Operation" -> the other params.
+ALIASES: dict[str, Callable[[dict, dict], list[dict]]] = {
+    # the family's latest revision is that revision by ARN (what the service names)
+    "ecs.DescribeTaskDefinition": _task_definition_by_arn,
+}
+
+
+def aliases(service: str, operation: str, params: dict, answer: dict) -> list[dict]:
+    """The other parameters the same read with this answer would be made with (ALIASES)."""
+    alias = ALIASES.get(f"{service}.{operation}")
+    return alias(params, answer) if alias else []

@@ -14,7 +14,7 @@ What keeps it true:
   ``forget`` before their next read, so a read after a change goes to AWS.
 - A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
-  the service, load balancer and VPC link status, instances) and reads that from AWS.
+  the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
 - Errors kept are AWS's own answers for absent resources (4xx, not throttling); 5xx, throttling and
   connection errors are never kept.
 
@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,9 @@ FILE = "inventory.jsonl"
 STABLE = {"GetCallerIdentity", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeClusters",
           "GetDomainName"}
 # Reads whose answers change with time alone (AWS's own convergence, other actors): the final verify reads them.
+# The final verify takes answers of FRESH reads younger than this as current: a wait's last poll a few seconds
+# before it (healthy targets, a stable service) is not read again; anything older is.
+FRESH_SECONDS = 20.0
 # (A load balancer, once active, and the cluster's container instances change only by someone's call: a call of
 # this run forgets them, see changes.CHANGES; another actor's change in the minutes of one run is not looked for.)
 FRESH = ("DescribeTargetHealth", "ListTasks", "DescribeTasks", "DescribeServices", "GetVpcLink", "GetVpcLinks",
@@ -102,8 +106,7 @@ class RunInventory:
         self._polling_now = polling_now  # the name of the waiter polling in this thread, or None
         self._answers: dict[str, dict] = {}
         self._offset = 0
-        self._seq = 0  # lines applied so far
-        self._fresh: dict[str, int] = {}  # operation -> the first line whose answers it may use
+        self._fresh: dict[str, float] = {}  # operation -> the oldest answer (time.time()) it may use
         self._lock = threading.Lock()
 
     def attach(self, session: Any) -> None:
@@ -114,13 +117,12 @@ class RunInventory:
         events.register("after-call-error", self._learn_error, unique_id="runbook-inventory-error")
 
     @contextlib.contextmanager
-    def fresh(self, operations: Iterable[str] = FRESH) -> Iterator[None]:
-        """Within this block, `operations` are read from AWS once: answers kept before the block are not used,
-        answers read within it are (one read of each, however many checks look at it)."""
+    def fresh(self, operations: Iterable[str] = FRESH, seconds: float = FRESH_SECONDS) -> Iterator[None]:
+        """Within this block, `operations` use only answers younger than `seconds` (then read from AWS once,
+        however many checks look at them)."""
         before = dict(self._fresh)
         with self._lock:
-            self._sync()
-            self._fresh.update({operation: self._seq for operation in operations})
+            self._fresh.update({operation: time.time() - seconds for operation in operations})
         try:
             yield
         finally:
@@ -139,8 +141,6 @@ class RunInventory:
             self._offset = fh.tell()
         for line in lines.splitlines():
             row = json.loads(line, object_hook=_decode)
-            row["seq"] = self._seq
-            self._seq += 1
             if "forget" in row:
                 self._forget_here(row["forget"])
             elif "update" in row:
@@ -205,7 +205,7 @@ class RunInventory:
 
     def _row(self, service: str, operation: str, params: dict, status: int, parsed: dict) -> dict:
         return {"key": self._key(service, operation, params), "service": service, "operation": operation,
-                "params": params, "status": status, "parsed": parsed}
+                "params": params, "status": status, "parsed": parsed, "at": time.time()}
 
     # ---- botocore events --------------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class RunInventory:
         with self._lock:
             self._sync()
             row = self._answers.get(key)
-        if row is None or row["seq"] < self._fresh.get(operation, 0):
+        if row is None or row["at"] < self._fresh.get(operation, 0):
             return None
         context[_ANSWERED] = True
         response = AWSResponse(url="", status_code=row["status"], headers={}, raw=None)
@@ -248,6 +248,9 @@ class RunInventory:
         with self._lock:
             self._sync()
             self._append(self._row(service, operation, params, status, kept))
+            if status < 300:
+                for other in changes.aliases(service, operation, params, kept):
+                    self._append(self._row(service, operation, other, status, kept))
             if self._polling_now() and status < 300 and (items := _items(kept)):
                 # the live state of what the poll read: kept answers that list the same resources take it
                 self._append({"update": {"service": service, "items": items}})

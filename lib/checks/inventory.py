@@ -154,7 +154,8 @@ def _fetch_targets(ctx: Context, inv: Inventory) -> None:
     cluster_ids = {i["instance_id"] for i in inv.world.instances}
     instance_ids = sorted(target_ids | cluster_ids)
     if instance_ids:
-        reservations = aws.ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+        reservations = [r for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=instance_ids)
+                        for r in page["Reservations"]]
         inv.instances = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
 
 

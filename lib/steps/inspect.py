@@ -63,7 +63,7 @@ def _container_instances(aws, cluster: str) -> list[dict]:
             "containerInstances"]
     if not described:
         return []
-    ec2_ids = [c["ec2InstanceId"] for c in described]
+    ec2_ids = sorted({c["ec2InstanceId"] for c in described})  # sorted: the same read as verify's
     ec2 = {i["InstanceId"]: i for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=ec2_ids)
            for r in page["Reservations"] for i in r["Instances"]}
     instances = []
