@@ -87,9 +87,9 @@ def converge(ctx: Context) -> Plan:
     desired = desired_integration(ctx, nlb_dns, link["id"] if link else None, lb["LoadBalancerArn"] if lb else None)
     new: set[str] = set()  # what this converge created: nothing below it exists yet, so it is not looked up
     api = _ensure_api(ctx, plan, new)
-    proxy = _ensure_proxy(ctx, plan, api, new)
-    _ensure_integration(ctx, plan, api, proxy, desired, lb_found=lb is not None, link_found=link is not None,
-                        new=new)
+    proxy, integration = _ensure_proxy(ctx, plan, api, new)
+    _ensure_integration(ctx, plan, api, proxy, integration, desired, lb_found=lb is not None,
+                        link_found=link is not None)
     _ensure_stage(ctx, plan, api, desired, link_id, new)
     _ensure_mapping(ctx, plan, api)
     return plan
@@ -114,8 +114,8 @@ def _ensure_api(ctx: Context, plan: Plan, new: set[str]) -> dict | None:
     return api
 
 
-def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None, new: set[str]) -> dict | None:
-    """The /{proxy+} resource under the API's root and its ANY method."""
+def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None, new: set[str]) -> tuple[dict | None, dict | None]:
+    """The /{proxy+} resource under the API's root and its ANY method; (the resource, its integration)."""
     gw = ctx.aws.apigateway
     proxy = None
     if api is not None:
@@ -129,22 +129,23 @@ def _ensure_proxy(ctx: Context, plan: Plan, api: dict | None, new: set[str]) -> 
     else:
         plan.add(f"resource /{PROXY_PATH}", "create", None, "/{proxy+}", "forwards every path below the base path")
 
-    if proxy is not None and ("proxy" in new or aws_apigateway.method(ctx.aws, api["id"], proxy["id"]) is None):
+    # An integration belongs to a method: where there is one, the method exists (one read, not two).
+    integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"]) \
+        if proxy is not None and "proxy" not in new else None
+    if proxy is not None and integration is None and (
+            "proxy" in new or aws_apigateway.method(ctx.aws, api["id"], proxy["id"]) is None):
         if plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method"):
             gw.put_method(restApiId=api["id"], resourceId=proxy["id"], httpMethod="ANY", authorizationType="NONE",
                           requestParameters={"method.request.path.proxy": True})
-            new.add("method")
     elif proxy is None:
         plan.add("method ANY /{proxy+}", "create", None, "ANY, path parameter proxy", "any HTTP method")
-    return proxy
+    return proxy, integration
 
 
-def _ensure_integration(ctx: Context, plan: Plan, api: dict | None, proxy: dict | None, desired: dict, *,
-                        lb_found: bool, link_found: bool, new: set[str]) -> None:
+def _ensure_integration(ctx: Context, plan: Plan, api: dict | None, proxy: dict | None, integration: dict | None,
+                        desired: dict, *, lb_found: bool, link_found: bool) -> None:
     """ANY /{proxy+} is HTTP_PROXY to the load balancer listener through the VPC link."""
     names = ctx.names
-    integration = aws_apigateway.integration(ctx.aws, api["id"], proxy["id"]) \
-        if proxy is not None and "method" not in new else None
     differs = _integration_differs(integration, desired)
     if not differs:
         plan.add("integration ANY /{proxy+}", "none", desired["uri"], desired["uri"], "up to date")
