@@ -7,7 +7,9 @@ on. CHANGES lists, per mutation, each read it changes and how:
 
 - ("same", read, params): the read with those params now answers what the mutation answered (reshaped);
 - ("append", read, params, list_key): a kept list answer of that read gains the created item;
-- ("forget", read, keys): kept answers of that read naming the same values for `keys` are forgotten.
+- ("forget", read, keys): kept answers of that read naming the same values for `keys` are forgotten;
+- ("extend", items): resources the mutation changed, by identity, with values to add to their list fields
+  wherever a kept answer holds them (a new listener's target groups list its load balancer).
 
 A mutation not listed here forgets every kept answer of its service that names anything it names or
 answered (run_inventory.RunInventory._forget): coarse, and always safe.
@@ -48,6 +50,14 @@ def _task_definition(p: dict, a: dict) -> Rows:
     td = a["taskDefinition"]
     return [("DescribeTaskDefinition", {"taskDefinition": td["family"]}, {"taskDefinition": td}),
             ("DescribeTaskDefinition", {"taskDefinition": td["taskDefinitionArn"]}, {"taskDefinition": td})]
+
+
+def _forwarded_groups(p: dict, a: dict) -> list[dict]:
+    """The target groups a new listener forwards to now list its load balancer (in LoadBalancerArns)."""
+    arns = {action["TargetGroupArn"] for action in p.get("DefaultActions", []) if action.get("TargetGroupArn")}
+    arns |= {group["TargetGroupArn"] for action in p.get("DefaultActions", [])
+             for group in action.get("ForwardConfig", {}).get("TargetGroups", [])}
+    return [{"TargetGroupArn": arn, "LoadBalancerArns": [p["LoadBalancerArn"]]} for arn in sorted(arns)]
 
 
 def _api_item(read: str, keys: tuple[str, ...]) -> Callable[[dict, dict], Rows]:
@@ -94,8 +104,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "elbv2.CreateTargetGroup": {"same": _target_group, "append": [("DescribeTargetGroups", "TargetGroups")]},
     "elbv2.ModifyLoadBalancerAttributes": {"same": _attributes},
     "elbv2.CreateListener": {"append": [("DescribeListeners", "Listeners", "LoadBalancerArn")],
-                             # the target groups it forwards to now list the load balancer
-                             "forget": [("DescribeTargetGroups", ())]},
+                             "extend": _forwarded_groups},
     "ecs.RegisterTaskDefinition": {"same": _task_definition},
     "ecs.CreateService": {"same": _service, "forget": [(read, ("cluster",)) for read in _TASKS[:3]]
                           + [(_TASKS[3], ())]},
@@ -120,7 +129,7 @@ CHANGES: dict[str, dict[str, Any]] = {
 def after(service: str, operation: str, params: dict, answer: dict) -> dict | None:
     """What `operation` of `service` (made with `params`, answered `answer`) changes: {"same": [(service, read,
     params, answer)], "append": [(service, read, list_key, params, item)], "forget": [(service, read, {key:
-    value})]}; None for a mutation CHANGES does not list."""
+    value})], "extend": [partial resource]}; None for a mutation CHANGES does not list."""
     spec = CHANGES.get(f"{service}.{operation}")
     if spec is None:
         return None
@@ -140,7 +149,8 @@ def after(service: str, operation: str, params: dict, answer: dict) -> dict | No
         items = answer.get(list_key) if isinstance(answer.get(list_key), list) else [_created_item(answer)]
         appends.append((service, read, list_key, read_params, items))
     forgets = [(*split(read), {k: params.get(k) for k in keys}) for read, keys in spec.get("forget", [])]
-    return {"same": same, "append": appends, "forget": forgets}
+    extend = spec["extend"](params, answer) if "extend" in spec else []
+    return {"same": same, "append": appends, "forget": forgets, "extend": extend}
 
 
 def _created_item(answer: dict) -> dict:

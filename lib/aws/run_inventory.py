@@ -8,9 +8,11 @@ whichever notebook read it first. A later read with the same operation and param
 answered from there instead of being sent (and is not in ``calls.jsonl``: it cost nothing).
 
 What keeps it true:
-- A mutating call forgets (appends a ``forget`` line for) every answer it can have changed: the answers of
-  its service that name any identifier the call names or returned, the service's list reads (those that name
-  no resource), and the reads of other services it affects (EFFECTS). Other notebooks of the run see the
+- A mutating call forgets (appends a ``forget`` line for) every answer it can have changed: for the calls
+  apply makes, what aws/changes.py says (which also keeps what the call's own answer says a later read would
+  answer); for any other, the answers of its service whose parameters or answer hold any value the call
+  named or returned, the service's list reads (those that name no resource), and the reads of other services
+  it affects (EFFECTS). Other notebooks of the run see the
   ``forget`` before their next read, so a read after a change goes to AWS.
 - A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
@@ -18,7 +20,9 @@ What keeps it true:
 - Errors kept are AWS's own answers for absent resources (4xx, not throttling); 5xx, throttling and
   connection errors are never kept.
 
-The file is an audit record of what the run saw, sealed with the rest of the run folder. A notebook run
+The file is an audit record of what the run saw, sealed with the rest of the run folder: each answer a read
+brought has ``sent`` (the notebook that sent it) and, for a wait's poll, ``wait``; the other lines are what
+mutations told or forgot. A notebook run
 on its own (papermill, no runner) has no run folder and reads everything itself.
 """
 
@@ -101,8 +105,9 @@ def _names_no_resource(params: dict) -> bool:
 class RunInventory:
     """The run folder's inventory.jsonl, attached to one boto3 session (see the module docstring)."""
 
-    def __init__(self, path: Path, polling_now) -> None:
+    def __init__(self, path: Path, polling_now, step: str | None = None) -> None:
         self.path = path
+        self.step = step  # the notebook whose reads this session sends ("sent" on the answers it keeps)
         self._polling_now = polling_now  # the name of the waiter polling in this thread, or None
         self._answers: dict[str, dict] = {}
         self._offset = 0
@@ -172,7 +177,7 @@ class RunInventory:
         fresh = {_identity(item): item for item in what["items"]}
         for row in self._answers.values():
             if row["service"] == what["service"]:
-                row["parsed"] = _updated(row["parsed"], fresh)
+                row["parsed"] = _updated(row["parsed"], fresh, what.get("extend", False))
 
     def _forget(self, service: str, operation: str, params: dict, parsed: dict | None) -> None:
         """After a mutation: what CHANGES says it changed, else every answer of the service naming what it named."""
@@ -194,6 +199,8 @@ class RunInventory:
             if spec is not None:
                 for read_service, read, read_params, answer in spec["same"]:
                     self._append(self._row(read_service, read, read_params, 200, answer))
+                if spec["extend"]:
+                    self._append({"update": {"service": service, "items": spec["extend"], "extend": True}})
                 for read_service, read, list_key, scope, items in spec["append"]:
                     kept = self._answers.get(self._key(read_service, read, scope))
                     if kept is not None and kept["status"] < 300 and isinstance(kept["parsed"].get(list_key), list):
@@ -247,7 +254,8 @@ class RunInventory:
         kept = {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
         with self._lock:
             self._sync()
-            self._append(self._row(service, operation, params, status, kept))
+            sent = {"sent": self.step or "", **({"wait": self._polling_now()} if self._polling_now() else {})}
+            self._append({**self._row(service, operation, params, status, kept), **sent})
             if status < 300:
                 for other in changes.aliases(service, operation, params, kept):
                     self._append(self._row(service, operation, other, status, kept))
@@ -263,6 +271,24 @@ class RunInventory:
         if model is not None and is_mutating(model.name):
             self._forget(model.service_model.service_name, model.name,
                          (context or {}).get("runbook_inventory_params", {}), None)
+
+
+def resent(path: Path) -> list[dict]:
+    """The reads a run sent although its inventory held their answer when they were sent: a wait's polls, and
+    reads of FRESH operations in the final verify, should be the only ones (an audit of inventory.jsonl)."""
+    replay = RunInventory(path, lambda: None)
+    out = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line, object_hook=_decode)
+        if "sent" in row and row["key"] in replay._answers:
+            out.append(row)
+        if "forget" in row:
+            replay._forget_here(row["forget"])
+        elif "update" in row:
+            replay._update_here(row["update"])
+        else:
+            replay._answers[row["key"]] = row
+    return out
 
 
 # The key that identifies a resource in the answers that list it (the first one an item has).
@@ -283,13 +309,20 @@ def _items(answer: dict) -> list[dict]:
     return [item for value in answer.values() if isinstance(value, list) for item in value if _identity(item)]
 
 
-def _updated(answer: dict, fresh: dict[str, dict]) -> dict:
+def _merged(item: dict, fresh: dict, extend: bool) -> dict:
+    if not extend:
+        return {**item, **fresh}
+    return {**item, **{k: item.get(k, []) + [v for v in values if v not in item.get(k, [])]
+                       for k, values in fresh.items() if isinstance(values, list)}}
+
+
+def _updated(answer: dict, fresh: dict[str, dict], extend: bool = False) -> dict:
     """`answer` with every resource it holds that `fresh` has newer state of merged with that state (a poll may
-    answer fewer fields, e.g. no tags, than the read that kept it)."""
+    answer fewer fields, e.g. no tags, than the read that kept it); with `extend`, fresh's lists are added to."""
     if (key := _identity(answer)) in fresh:
-        return {**answer, **fresh[key]}
-    return {k: [{**item, **fresh[_identity(item)]} if _identity(item) in fresh else item for item in value]
-            if isinstance(value, list) else value for k, value in answer.items()}
+        return _merged(answer, fresh[key], extend)
+    return {k: [_merged(item, fresh[_identity(item)], extend) if _identity(item) in fresh else item
+                for item in value] if isinstance(value, list) else value for k, value in answer.items()}
 
 
 def _forgets(what: dict, row: dict) -> bool:
@@ -300,8 +333,9 @@ def _forgets(what: dict, row: dict) -> bool:
     if "match" in what:  # one read, by the values of some of its parameters
         return (service == what["service"] and operation == what["operation"]
                 and all(params.get(k) == v for k, v in what["match"].items()))
-    if service == what["service"]:
-        return _names_no_resource(params) or bool(set(what["ids"]) & set(_identifiers(params)))
+    if service == what["service"]:  # a resource is named by its parameters or found in its answer (by name -> ARN)
+        return _names_no_resource(params) or bool(set(what["ids"]) & (set(_identifiers(params))
+                                                                      | set(_identifiers(row["parsed"]))))
     return operation in what.get("effects", {}).get(service, ())
 
 

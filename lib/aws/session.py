@@ -331,7 +331,7 @@ def connect(params: Params, step: str | None = None, read_only: str | None = Non
     aws = Aws(session, CallRecorder(Path(log) if log else None, step), step)
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:  # a runner's run: its notebooks share what they read (run_inventory)
-        aws.inventory = RunInventory(Path(run_dir, INVENTORY_FILE), polling_now)
+        aws.inventory = RunInventory(Path(run_dir, INVENTORY_FILE), polling_now, step)
         aws.inventory.attach(session)
     return aws
 

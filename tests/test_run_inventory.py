@@ -1,0 +1,119 @@
+"""The run inventory (aws/run_inventory): one command's sessions share their reads through the run folder, and a
+mutation, a wait's poll or the final verify's freshness make the next read go to AWS (against the sandbox)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.aws.run_inventory import FILE, RunInventory
+
+
+def notebook(sandbox, run_dir, step: str) -> aws_mod.Aws:
+    """What begin() makes in one notebook's kernel: a session with the recorder and the run inventory."""
+    session = sandbox.session()
+    aws = aws_mod.Aws(session, aws_mod.CallRecorder(step=step), step)
+    aws.inventory = RunInventory(run_dir / FILE, aws_mod.polling_now, step)
+    aws.inventory.attach(session)
+    return aws
+
+
+def sent(aws: aws_mod.Aws) -> list[str]:
+    return [c["operation"] for c in aws.recorder.calls]
+
+
+def test_a_later_notebook_is_answered_from_what_an_earlier_one_read(sandbox, tmp_path):
+    first, second = notebook(sandbox, tmp_path, "00_inspect"), notebook(sandbox, tmp_path, "10_nlb")
+    vpcs = first.ec2.describe_vpcs()["Vpcs"]
+    assert second.ec2.describe_vpcs()["Vpcs"] == vpcs
+    assert sent(first) == ["DescribeVpcs"] and sent(second) == []
+    # other parameters are another read
+    second.ec2.describe_vpcs(VpcIds=[vpcs[0]["VpcId"]])
+    assert sent(second) == ["DescribeVpcs"]
+    rows = [json.loads(line) for line in (tmp_path / FILE).read_text().splitlines()]
+    assert [r["sent"] for r in rows if "sent" in r] == ["00_inspect", "10_nlb"]
+
+
+def test_an_absent_resource_is_answered_with_the_same_error(sandbox, tmp_path):
+    first, second = notebook(sandbox, tmp_path, "a"), notebook(sandbox, tmp_path, "b")
+    codes = []
+    for aws in (first, second):
+        with pytest.raises(ClientError) as caught:
+            aws.elbv2.describe_load_balancers(Names=["nobody-has-this-name"])
+        codes.append(caught.value.response["Error"]["Code"])
+    assert codes == ["LoadBalancerNotFound"] * 2
+    assert sent(second) == []
+
+
+def test_a_mutation_in_another_notebook_makes_the_next_read_go_to_aws(sandbox, tmp_path):
+    reader, writer = notebook(sandbox, tmp_path, "reader"), notebook(sandbox, tmp_path, "writer")
+    vpc_id = reader.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    before = reader.elbv2.describe_target_groups()["TargetGroups"]
+    name = f"inv-{int(time.time() * 1000) % 10**8}"
+    created = writer.elbv2.create_target_group(Name=name, Protocol="TCP", Port=18080, VpcId=vpc_id,
+                                               TargetType="instance")["TargetGroups"][0]
+    try:
+        # what the create answered is what a later read by name answers, without a call
+        assert reader.elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]["TargetGroupArn"] == \
+            created["TargetGroupArn"]
+        listed = reader.elbv2.describe_target_groups()["TargetGroups"]
+        assert {g["TargetGroupArn"] for g in listed} == {g["TargetGroupArn"] for g in before} | {
+            created["TargetGroupArn"]}
+        assert sent(reader) == ["DescribeVpcs", "DescribeTargetGroups"]
+        # a mutation CHANGES does not describe forgets everything of its service that names what it named
+        writer.elbv2.add_tags(ResourceArns=[created["TargetGroupArn"]], Tags=[{"Key": "k", "Value": "v"}])
+        reader.elbv2.describe_target_groups(Names=[name])
+        reader.elbv2.describe_target_groups()
+        assert sent(reader)[2:] == ["DescribeTargetGroups", "DescribeTargetGroups"]
+        reader.ec2.describe_vpcs()  # another service's answer stays
+        assert len(sent(reader)) == 4
+    finally:
+        writer.elbv2.delete_target_group(TargetGroupArn=created["TargetGroupArn"])
+    with pytest.raises(ClientError):
+        reader.elbv2.describe_target_groups(Names=[name])
+
+
+def test_polls_are_sent_and_their_answers_update_what_is_kept(sandbox, tmp_path):
+    aws = notebook(sandbox, tmp_path, "30_ecs_service")
+    vpc_id = aws.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    name = f"poll-{int(time.time() * 1000) % 10**8}"
+    tg = aws.elbv2.create_target_group(Name=name, Protocol="TCP", Port=18081, VpcId=vpc_id)["TargetGroups"][0]
+    try:
+        aws.elbv2.describe_target_groups()  # a list read; the poll below reads the group by ARN
+        with aws_mod.polling("target_group_poll"):
+            for _ in range(2):
+                aws.elbv2.describe_target_groups(TargetGroupArns=[tg["TargetGroupArn"]])
+        polls = [c for c in aws.recorder.calls if c.get("wait")]
+        assert len(polls) == 2  # a wait's polls are never answered from the inventory
+        rows = [json.loads(line) for line in (tmp_path / FILE).read_text().splitlines()]
+        assert any("update" in r for r in rows) and [r["wait"] for r in rows if "wait" in r] == [
+            "target_group_poll"] * 2
+    finally:
+        aws.elbv2.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+
+
+def test_the_final_verify_reads_what_time_changes_unless_it_is_recent(sandbox, tmp_path):
+    aws = notebook(sandbox, tmp_path, "50_verify")
+    aws.ec2.describe_instances()
+    aws.ec2.describe_vpcs()
+    with aws.inventory.fresh(seconds=0.0):  # older than 0 s: DescribeInstances (FRESH) goes out, VPCs do not
+        time.sleep(0.01)
+        aws.ec2.describe_instances()
+        aws.ec2.describe_instances()  # read once within the block
+        aws.ec2.describe_vpcs()
+    assert sent(aws) == ["DescribeInstances", "DescribeVpcs", "DescribeInstances"]
+    with aws.inventory.fresh(seconds=60.0):  # a read seconds ago is recent enough
+        aws.ec2.describe_instances()
+    assert len(sent(aws)) == 3
+
+
+def test_without_a_run_folder_a_notebook_reads_everything_itself(sandbox, monkeypatch):
+    monkeypatch.delenv(aws_mod.RUN_DIR_ENV, raising=False)
+    aws = aws_mod.Aws(sandbox.session(), aws_mod.CallRecorder())
+    aws.ec2.describe_vpcs()
+    aws.ec2.describe_vpcs()
+    assert sent(aws) == ["DescribeVpcs", "DescribeVpcs"] and aws.inventory is None
