@@ -38,7 +38,8 @@ DEFAULT_PARAMS = ROOT / "params" / "local.yaml"
 
 TARGETS = {
     "cold_apply_time": 1.5, "reapply_time": 1.3, "verify_time": 1.3, "cold_apply_calls": 1.5,
-    "reapply_mutating": 0, "aws_like_vs_critical_path": 1.2, "many_envs_speedup": 1.6,
+    "reapply_mutating": 0, "reapply_reads_vs_verify": 1.0, "aws_like_vs_critical_path": 1.2,
+    "many_envs_speedup": 1.6,
 }
 
 
@@ -139,7 +140,10 @@ def latest_run(runs_dir: Path, environment: str) -> Path:
 
 def call_counts(run_dir: Path) -> dict:
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines() if line.strip()]
-    return {"calls": len(calls), "mutating": sum(1 for c in calls if c["mutating"])}
+    # reads: what a command sent to learn the world (waits' polls, marked "wait" in calls.jsonl, apart)
+    return {"calls": len(calls), "mutating": sum(1 for c in calls if c["mutating"]),
+            "reads": sum(1 for c in calls if not c["mutating"] and not c.get("wait")),
+            "polls": sum(1 for c in calls if c.get("wait"))}
 
 
 def runbook(args: list[str], box: Sandbox, environment: str, *, memory: bool = False) -> dict:
@@ -182,6 +186,7 @@ def measure_lifecycle(params: Path, environment: str, runs: int, workdir: Path) 
             rows["reference"].append(reference(params, box))
             rows["reference_verify"].append(reference(params, box, "--verify-only"))
     return {k: {"seconds": stats([r["seconds"] for r in v]), "calls": v[-1]["calls"], "mutating": v[-1]["mutating"],
+                "reads": v[-1].get("reads"), "polls": v[-1].get("polls"),
                 "calls_each_run": [r["calls"] for r in v], "mutating_each_run": [r["mutating"] for r in v],
                 "last": {key: r for key, r in v[-1].items() if key in ("steps", "by_operation")}}
             for k, v in rows.items()}
@@ -279,6 +284,7 @@ def ratios(r: dict) -> dict:
         "verify_time": life["verify"]["seconds"]["median"] / life["reference_verify"]["seconds"]["median"],
         "cold_apply_calls": life["apply"]["calls"] / life["reference"]["calls"],
         "reapply_mutating": life["reapply"]["mutating"],
+        "reapply_reads_vs_verify": life["reapply"]["reads"] / life["verify"]["reads"],
     }
     if "aws_like" in r:
         aws = r["aws_like"]
@@ -325,6 +331,10 @@ def markdown(r: dict) -> str:
         f"{life['reference']['calls']} ({life['reference']['mutating']} mutating)", "cold_apply_calls")
     row("re-apply mutating calls", f"{life['reapply']['mutating']} of {life['reapply']['calls']} calls", "0",
         "reapply_mutating")
+    ratio = q["reapply_reads_vs_verify"]
+    lines.append(f"| re-apply reads vs verify's (runbook's own; polls apart) | {life['reapply']['reads']} reads "
+                 f"(+{life['reapply']['polls']} polls) | verify {life['verify']['reads']} reads | {ratio:.2f}x | "
+                 f"<= 1x | {'yes' if met('reapply_reads_vs_verify', ratio) else 'NO'} |")
     if "aws_like" in r:
         aws = r["aws_like"]
         row("apply with AWS-like delays", _s(aws["apply"]["seconds"]),
@@ -336,11 +346,13 @@ def markdown(r: dict) -> str:
             f"{many['parallel']['seconds']:.1f} s, peak {many['parallel']['peak_rss_mb']:.0f} MB",
             f"sequential {many['sequential']['seconds']:.1f} s, peak {many['sequential']['peak_rss_mb']:.0f} MB",
             "many_envs_speedup")
-    lines += ["", "| API calls per command | total | mutating |", "|---|---|---|"]
+    lines += ["", "| API calls per command | total | mutating | reads | waits' polls |", "|---|---|---|---|---|"]
     for key, label in (("apply", "cold apply"), ("reapply", "re-apply"), ("verify", "verify"),
                        ("destroy", "destroy --yes"), ("reference", "reference build + verify"),
                        ("reference_verify", "reference verify")):
-        lines.append(f"| {label} | {life[key]['calls']} | {life[key]['mutating']} |")
+        reads, polls = life[key].get("reads"), life[key].get("polls")
+        lines.append(f"| {label} | {life[key]['calls']} | {life[key]['mutating']} | "
+                     f"{'-' if reads is None else reads} | {'-' if polls is None else polls} |")
     if "floor" in r:
         lines += ["", f"Floor: papermill running one notebook with only the verify notebook's imports (a kernel "
                   f"starts and loads lib; no AWS call, no record, no page), whole process: {_s(r['floor']['seconds'])}"
