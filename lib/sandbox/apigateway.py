@@ -5,6 +5,8 @@ API Gateway (V1)
   AVAILABLE; `set_vpc_link_status` injects e.g. FAILED (moto: AVAILABLE at once, no message).
 - put_integration keeps connectionId and integrationTarget (moto drops them); get_integration and
   get_method's methodIntegration return them.
+- GetIntegration of a method that does not exist answers NotFoundException "Invalid Method identifier
+  specified", of a method without one "No integration defined for method" (moto: an empty 200).
 - update_integration (moto: not implemented, HTTP 500) supports replace on /uri, /connectionId,
   /connectionType, /httpMethod, /timeoutInMillis, /passthroughBehavior and /requestParameters/*.
 - CreateDeployment snapshots the API's resources, methods and integrations (moto keeps no copy): the data plane
@@ -144,6 +146,21 @@ def _create_deployment(orig: Any) -> Any:
     return f
 
 
+def _get_integration(orig: Any) -> Any:
+    def f(self: Any, function_id: str, resource_id: str, method_type: str) -> Any:
+        from moto.apigateway.exceptions import MethodNotFoundException, NoIntegrationDefined
+
+        resource = self.get_resource(function_id, resource_id)
+        if method_type not in resource.resource_methods:
+            raise MethodNotFoundException()
+        integration = orig(self, function_id, resource_id, method_type)
+        if integration is None:
+            raise NoIntegrationDefined()
+        return integration
+
+    return f
+
+
 def _install_apigateway() -> None:
     from moto.apigateway import models as m
     from moto.apigateway.responses import APIGatewayResponse
@@ -154,6 +171,7 @@ def _install_apigateway() -> None:
     _wrap(m.VpcLink, "to_json", "apigw.link_to_json", _link_to_json)
     _wrap(m.Integration, "to_json", "apigw.integration_to_json", _integration_to_json)
     _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", _put_integration)
+    _wrap(m.APIGatewayBackend, "get_integration", "apigw.get_integration", _get_integration)
     APIGatewayResponse.update_integration = _update_integration
 
 
