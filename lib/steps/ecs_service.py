@@ -388,9 +388,6 @@ def wait_stable(ctx: Context) -> str:
     service = find_service(ctx)
     if service is None:
         return "no ECS service yet (plan mode): nothing to wait for"
-    # as just read, what the services_stable waiter accepts: one deployment, as many running as desired
-    if len(service.get("deployments", [])) == 1 and service.get("runningCount") == service.get("desiredCount"):
-        return f"ECS service {ctx.names.ecs_service} is stable"
     return waits.waited(ctx.aws.ecs, "services_stable", f"ECS service {ctx.names.ecs_service} stable",
                         f"ECS service {ctx.names.ecs_service} is stable",
                         cluster=ctx.params.cluster, services=[ctx.names.ecs_service])

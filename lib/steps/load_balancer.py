@@ -311,8 +311,6 @@ def wait_active(ctx: Context) -> str:
     lb = find_load_balancer(ctx)
     if lb is None:
         return "no NLB yet (plan mode): nothing to wait for"
-    if lb.get("State", {}).get("Code") == "active":  # as just read: no poll needed
-        return f"{_lb_label(ctx)} is active ({lb['DNSName']})"
     return waits.waited(ctx.aws.elbv2, "load_balancer_available", f"{_lb_label(ctx)} active",
                         f"{_lb_label(ctx)} is active ({lb['DNSName']})", LoadBalancerArns=[lb["LoadBalancerArn"]])
 

@@ -133,8 +133,6 @@ def wait_available(ctx: Context) -> str:
     link = find_link(ctx)
     if link is None:
         return "no VPC link yet (plan mode): nothing to wait for"
-    if link.get("status") == "AVAILABLE":  # as just read: no poll needed
-        return f"VPC link {link['name']} ({link['id']}) is AVAILABLE"
     if ctx.params.vpc_link.version == 2:
         what = f"VPC link V2 {link['name']} AVAILABLE"
         if (note := waits.would_wait(_v2(ctx), "VpcLinkV2Available", what)) is not None:
