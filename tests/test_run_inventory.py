@@ -117,3 +117,22 @@ def test_without_a_run_folder_a_notebook_reads_everything_itself(sandbox, monkey
     aws.ec2.describe_vpcs()
     aws.ec2.describe_vpcs()
     assert sent(aws) == ["DescribeVpcs", "DescribeVpcs"] and aws.inventory is None
+
+
+def test_a_read_by_name_is_answered_from_a_complete_list_read_earlier(sandbox, tmp_path):
+    aws = notebook(sandbox, tmp_path, "10_nlb")
+    vpc_id = aws.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    name = f"list-{int(time.time() * 1000) % 10**8}"
+    created = sandbox.session().client("elbv2").create_target_group(  # made outside the run: the list shows it
+        Name=name, Protocol="TCP", Port=18082, VpcId=vpc_id)["TargetGroups"][0]
+    try:
+        listed = aws.elbv2.describe_target_groups()["TargetGroups"]
+        assert created["TargetGroupArn"] in {g["TargetGroupArn"] for g in listed}
+        found = aws.elbv2.describe_target_groups(Names=[name])["TargetGroups"]
+        assert [g["TargetGroupArn"] for g in found] == [created["TargetGroupArn"]]
+        with pytest.raises(ClientError) as caught:  # a name the complete list does not have: AWS's own error
+            aws.elbv2.describe_target_groups(Names=[name + "-absent"])
+        assert caught.value.response["Error"]["Code"] == "TargetGroupNotFound"
+        assert sent(aws) == ["DescribeVpcs", "DescribeTargetGroups"]
+    finally:
+        sandbox.session().client("elbv2").delete_target_group(TargetGroupArn=created["TargetGroupArn"])

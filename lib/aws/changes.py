@@ -178,3 +178,41 @@ def aliases(service: str, operation: str, params: dict, answer: dict) -> list[di
     """The other parameters the same read with this answer would be made with (ALIASES)."""
     alias = ALIASES.get(f"{service}.{operation}")
     return alias(params, answer) if alias else []
+
+
+# A read by name that a complete list answer (one page, no next-page marker) already answers: "service.Operation"
+# -> (the name parameter, the list read's parameters, its list key, the item's name field, the page marker, the
+# error AWS answers for a name it does not have: status, code, message).
+FROM_LIST = {
+    "elbv2.DescribeLoadBalancers": ("Names", (), "LoadBalancers", "LoadBalancerName", "NextMarker",
+                                    (400, "LoadBalancerNotFound", "One or more load balancers not found")),
+    "elbv2.DescribeTargetGroups": ("Names", (), "TargetGroups", "TargetGroupName", "NextMarker",
+                                   (400, "TargetGroupNotFound", "One or more target groups not found")),
+    "apigateway.GetBasePathMapping": ("basePath", ("domainName",), "items", "basePath", "position",
+                                      (404, "NotFoundException", "Invalid base path mapping identifier specified")),
+}
+
+
+def from_list(service: str, operation: str, params: dict, kept) -> tuple[int, dict] | None:
+    """(status, answer) of a read by one name, from the kept complete list answer (`kept(operation, params)`
+    returns a kept row or None); None when there is no such list answer."""
+    spec = FROM_LIST.get(f"{service}.{operation}")
+    if spec is None:
+        return None
+    name_key, scope, list_key, name_field, marker, (status, code, message) = spec
+    name = params.get(name_key)
+    names = name if isinstance(name, list) else [name]
+    if len(names) != 1 or set(params) != {name_key, *scope}:
+        return None
+    list_operation = "GetBasePathMappings" if operation == "GetBasePathMapping" else operation
+    row = kept(list_operation, {k: params[k] for k in scope})
+    if row is None or row["parsed"].get(marker):
+        return None
+    if row["status"] >= 300:  # the list's own error (e.g. no such custom domain) answers the read too
+        return row["status"], row["parsed"]
+    found = [item for item in row["parsed"].get(list_key, []) if item.get(name_field) == names[0]]
+    if operation == "GetBasePathMapping":
+        return (200, found[0]) if found else (status, {"Error": {"Code": code, "Message": message}})
+    if found:
+        return 200, {list_key: found}
+    return status, {"Error": {"Code": code, "Message": message, "Type": "Sender"}}

@@ -17,6 +17,8 @@ What keeps it true:
 - A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
+- A read by one name that a kept complete list answers (a load balancer or target group by name, a base path
+  mapping) is answered from that list, with AWS's own error when the name is not in it (changes.FROM_LIST).
 - Errors kept are AWS's own answers for absent resources (4xx, not throttling); 5xx, throttling and
   connection errors are never kept.
 
@@ -226,16 +228,27 @@ class RunInventory:
         operation = model.name
         if is_mutating(operation) or operation.startswith("Test") or self._polling_now():
             return None
-        key = self._key(model.service_model.service_name, operation, context.get("runbook_inventory_params", {}))
+        service, params = model.service_model.service_name, context.get("runbook_inventory_params", {})
+        key = self._key(service, operation, params)
         with self._lock:
             self._sync()
             row = self._answers.get(key)
-        if row is None or row["at"] < self._fresh.get(operation, 0):
-            return None
+            if row is None or row["at"] < self._fresh.get(operation, 0):
+                row = None
+                derived = changes.from_list(service, operation, params, lambda op, p: self._usable(service, op, p))
+                if derived is None:
+                    return None
+                status, answer = derived
+            else:
+                status, answer = row["status"], row["parsed"]
         context[_ANSWERED] = True
-        response = AWSResponse(url="", status_code=row["status"], headers={}, raw=None)
-        parsed = json.loads(json.dumps(row["parsed"], default=_encode), object_hook=_decode)  # a copy per answer
+        response = AWSResponse(url="", status_code=status, headers={}, raw=None)
+        parsed = json.loads(json.dumps(answer, default=_encode), object_hook=_decode)  # a copy per answer
         return response, parsed
+
+    def _usable(self, service: str, operation: str, params: dict) -> dict | None:
+        row = self._answers.get(self._key(service, operation, params))
+        return row if row is not None and row["at"] >= self._fresh.get(operation, 0) else None
 
     def _learn(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
         from vpclink_runbooks.aws.session import THROTTLING_CODES, is_mutating
