@@ -147,13 +147,16 @@ class RunInventory:
             lines = fh.read()
             self._offset = fh.tell()
         for line in lines.splitlines():
-            row = json.loads(line, object_hook=_decode)
-            if "forget" in row:
-                self._forget_here(row["forget"])
-            elif "update" in row:
-                self._update_here(row["update"])
-            else:
-                self._answers[row["key"]] = row
+            self._apply(json.loads(line, object_hook=_decode))
+
+    def _apply(self, row: dict) -> None:
+        """One line of inventory.jsonl: an answer kept, or what a mutation or poll forgot or updated."""
+        if "forget" in row:
+            self._forget_here(row["forget"])
+        elif "update" in row:
+            self._update_here(row["update"])
+        else:
+            self._answers[row["key"]] = row
 
     def _append(self, row: dict) -> None:
         try:
@@ -295,12 +298,7 @@ def resent(path: Path) -> list[dict]:
         row = json.loads(line, object_hook=_decode)
         if "sent" in row and row["key"] in replay._answers:
             out.append(row)
-        if "forget" in row:
-            replay._forget_here(row["forget"])
-        elif "update" in row:
-            replay._update_here(row["update"])
-        else:
-            replay._answers[row["key"]] = row
+        replay._apply(row)
     return out
 
 
