@@ -19,8 +19,8 @@ What keeps it true:
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
 - A read by one name that a kept complete list answers (a load balancer or target group by name, a base path
   mapping) is answered from that list, with AWS's own error when the name is not in it (changes.FROM_LIST).
-- Errors kept are AWS's own answers for absent resources (4xx, not throttling); 5xx, throttling and
-  connection errors are never kept.
+- Errors kept are AWS's own 4xx answers (mostly an absent resource; an access denial is kept too, as IAM does
+  not change within one command); 5xx, throttling and connection errors are never kept.
 
 The file is an audit record of what the run saw, sealed with the rest of the run folder: each answer a read
 brought has ``sent`` (the notebook that sent it) and, for a wait's poll, ``wait``; the other lines are what
