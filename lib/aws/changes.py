@@ -81,7 +81,7 @@ def _vpc_link(p: dict, a: dict) -> Rows:
 
 
 def _vpc_link_v2(p: dict, a: dict) -> Rows:
-    return [("GetVpcLink", {"VpcLinkId": a["VpcLinkId"]}, {k: v for k, v in a.items() if k != "ResponseMetadata"})]
+    return [("GetVpcLink", {"VpcLinkId": a["VpcLinkId"]}, a)]
 
 
 def _service(p: dict, a: dict) -> Rows:

@@ -12,8 +12,8 @@ What keeps it true:
   apply makes, what aws/changes.py says (which also keeps what the call's own answer says a later read would
   answer); for any other, the answers of its service whose parameters or answer hold any value the call
   named or returned, the service's list reads (those that name no resource), and the reads of other services
-  it affects (EFFECTS). Other notebooks of the run see the
-  ``forget`` before their next read, so a read after a change goes to AWS.
+  it affects (EFFECTS). Other notebooks of the run see the ``forget`` before their next read, so a read after
+  a change goes to AWS.
 - A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
@@ -24,8 +24,8 @@ What keeps it true:
 
 The file is an audit record of what the run saw, sealed with the rest of the run folder: each answer a read
 brought has ``sent`` (the notebook that sent it) and, for a wait's poll, ``wait``; the other lines are what
-mutations told or forgot. A notebook run
-on its own (papermill, no runner) has no run folder and reads everything itself.
+mutations told or forgot. A notebook run on its own (papermill, no runner) has no run folder and reads
+everything itself.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ FILE = "inventory.jsonl"
 STABLE = {"GetCallerIdentity", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeClusters",
           "GetDomainName"}
 # Reads whose answers change with time alone (AWS's own convergence, other actors): the final verify reads them.
-# The final verify takes answers of FRESH reads younger than this as current: a wait's last poll a few seconds
-# before it (healthy targets, a stable service) is not read again; anything older is.
-FRESH_SECONDS = 20.0
 # (A load balancer, once active, and the cluster's container instances change only by someone's call: a call of
 # this run forgets them, see changes.CHANGES; another actor's change in the minutes of one run is not looked for.)
 FRESH = ("DescribeTargetHealth", "ListTasks", "DescribeTasks", "DescribeServices", "GetVpcLink", "GetVpcLinks",
          "DescribeInstances")
+# The final verify takes answers of FRESH reads younger than this as current: a wait's last poll a few seconds
+# before it (healthy targets, a stable service) is not read again; anything older is.
+FRESH_SECONDS = 20.0
 # A mutation of one service changes what reads of another answer: e.g. a service's tasks register as targets,
 # a security group rule changes the targets' health, a load balancer deleted or changed fails the VPC link on
 # it (creating one cannot). service -> (the operations that do it, by prefix; () for all, {service: reads}).
@@ -186,11 +186,11 @@ class RunInventory:
 
     def _forget(self, service: str, operation: str, params: dict, parsed: dict | None) -> None:
         """After a mutation: what CHANGES says it changed, else every answer of the service naming what it named."""
-        answer = {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
+        answer = _without_metadata(parsed)
         spec = changes.after(service, operation, params, answer) if parsed and "Error" not in parsed else None
         rows: list[dict] = []
         if spec is None:
-            ids = sorted(set(_identifiers(params)) | set(_identifiers(_created(parsed or {}))))
+            ids = sorted(set(_identifiers(params)) | set(_identifiers(answer)))
             prefixes, effects = EFFECTS.get(service, ((), {}))
             rows.append({"forget": {"service": service, "ids": ids,
                                     "effects": effects if not prefixes or operation.startswith(prefixes) else {}}})
@@ -237,7 +237,6 @@ class RunInventory:
             self._sync()
             row = self._answers.get(key)
             if row is None or row["at"] < self._fresh.get(operation, 0):
-                row = None
                 derived = changes.from_list(service, operation, params, lambda op, p: self._usable(service, op, p))
                 if derived is None:
                     return None
@@ -267,7 +266,7 @@ class RunInventory:
         code = (parsed or {}).get("Error", {}).get("Code")
         if operation.startswith("Test") or status >= 500 or status == 429 or code in THROTTLING_CODES:
             return
-        kept = {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
+        kept = _without_metadata(parsed)
         with self._lock:
             self._sync()
             sent = {"sent": self.step or "", **({"wait": self._polling_now()} if self._polling_now() else {})}
@@ -350,6 +349,6 @@ def _forgets(what: dict, row: dict) -> bool:
     return operation in what.get("effects", {}).get(service, ())
 
 
-def _created(parsed: dict) -> dict:
-    """The identifiers a mutation's answer names (the ARN or id of what it created)."""
-    return {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+def _without_metadata(parsed: dict | None) -> dict:
+    """An answer as kept: what AWS answered, without botocore's ResponseMetadata (request id, headers, retries)."""
+    return {k: v for k, v in (parsed or {}).items() if k != "ResponseMetadata"}
