@@ -1,4 +1,4 @@
-"""The `runbook` command: plan, apply, verify, runs, request, sandbox (see DESIGN.md for the contract)."""
+"""The `runbook` command: plan, apply, verify, runs, request, sandbox (the contract: README.md, The runbook command)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The layering of lib/, read with ast (nothing is imported): who may import whom, no private name used across
-packages, and the size limits (README: Architecture).
+packages, and the size limits (docs/architecture.md).
 
 KNOWN lists what today's tree still violates. It may only shrink: a violation not listed fails, and so does a
 listed entry that no longer violates (remove it from KNOWN when you fix it)."""

@@ -1,4 +1,4 @@
-"""Every notebook runs directly with the papermill CLI, as DESIGN.md shows, against a running sandbox."""
+"""Every notebook runs directly with the papermill CLI, as README.md (Notebooks) shows, against a running sandbox."""
 
 from __future__ import annotations
 

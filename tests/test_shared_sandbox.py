@@ -1,4 +1,4 @@
-"""`runbook sandbox` keeps one sandbox running; later commands find and share it (DESIGN.md)."""
+"""`runbook sandbox` keeps one sandbox running; later commands find and share it (docs/sandbox.md)."""
 
 from __future__ import annotations
 
