@@ -45,6 +45,12 @@ class Context:
             "caller": self.identity["caller_arn"], "region": self.identity["region"],
             "endpoint": self.aws.endpoint or "AWS (standard endpoints)", "params sha256": p.sha256()[:16],
         }
+        import getpass
+        import socket
+
+        if p.sandbox:
+            rows["endpoint"] = f"sandbox (embedded AWS emulator) at {self.aws.endpoint}"
+        rows["local user"] = f"{os.environ.get('USER') or getpass.getuser()}@{socket.gethostname()}"
         return pd.DataFrame({"": list(rows), "value": list(rows.values())})
 
 
