@@ -107,13 +107,25 @@ def check_protected(params: Params, command: str, confirm: str | None) -> None:
 
 
 
+def _read_calls(call_log: Path) -> list[dict]:
+    """The calls of calls.jsonl; a last line cut off by a killed run is left out (the call's answer never came)."""
+    if not call_log.exists():
+        return []
+    calls = []
+    for line in call_log.read_text().splitlines():
+        try:
+            calls.append(json.loads(line))
+        except ValueError:
+            continue
+    return calls
+
+
 def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
     """(changes, failed): every mutating call with its target resource, result and time, split by result."""
-    if not call_log.exists():
-        return [], []
-    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()]
+    calls = _read_calls(call_log)
     rows = [{"service": c["service"], "operation": c["operation"], "resource": c["resource"], "result": c["result"],
-             "at": datetime.fromtimestamp(c["time"], UTC).isoformat(timespec="milliseconds")}
+             "at": datetime.fromtimestamp(c["time"], UTC).isoformat(timespec="milliseconds"),
+             "request_id": c.get("request_id")}  # to find the call in CloudTrail
             for c in calls if c["mutating"]]
     return [r for r in rows if r["result"] == "ok"], [r for r in rows if r["result"] != "ok"]
 
@@ -121,8 +133,7 @@ def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
 def _api_calls(call_log: Path) -> dict:
     """run.json's api_calls: the run's AWS calls, how many were mutating, how many answers were throttling and
     how many attempts boto3 retried (the recorder's per-call counts in calls.jsonl)."""
-    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()] \
-        if call_log.exists() else []
+    calls = _read_calls(call_log)
     return {"total": len(calls), "mutating": sum(bool(c["mutating"]) for c in calls),
             "throttled": sum(c.get("throttled", 0) for c in calls), "retried": sum(c.get("retries", 0) for c in calls)}
 
