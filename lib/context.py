@@ -48,8 +48,7 @@ class Context:
         import getpass
         import socket
 
-        if p.sandbox:
-            rows["endpoint"] = f"sandbox (embedded AWS emulator) at {self.aws.endpoint}"
+        rows["sandbox"] = p.sandbox  # the embedded emulator (at the endpoint above), or not
         rows["local user"] = f"{os.environ.get('USER') or getpass.getuser()}@{socket.gethostname()}"
         return pd.DataFrame({"": list(rows), "value": list(rows.values())})
 

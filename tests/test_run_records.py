@@ -242,9 +242,9 @@ def test_the_notebook_header_names_the_endpoint_and_the_local_user_and_host():
     context = Context(params=params, aws=SimpleNamespace(endpoint="http://127.0.0.1:4566"), names=None,
                       mode="plan", identity=identity)
     rows = dict(zip(context.header()[""], context.header()["value"], strict=True))
-    assert rows["endpoint"] == "sandbox (embedded AWS emulator) at http://127.0.0.1:4566"
+    assert rows["endpoint"] == "http://127.0.0.1:4566" and rows["sandbox"] is True
     assert rows["local user"] == f"{os.environ.get('USER') or getpass.getuser()}@{socket.gethostname()}"
     real = Context(params=params.model_copy(update={"sandbox": False}), aws=SimpleNamespace(endpoint=None),
                    names=None, mode="plan", identity=identity)
-    assert dict(zip(real.header()[""], real.header()["value"], strict=True))["endpoint"] == \
-        "AWS (standard endpoints)"
+    rows = dict(zip(real.header()[""], real.header()["value"], strict=True))
+    assert rows["endpoint"] == "AWS (standard endpoints)" and rows["sandbox"] is False
