@@ -222,7 +222,7 @@ def _s3_client(params):
 
 def _runs(args) -> int:
     from vpclink_runbooks.run import audit
-    from vpclink_runbooks.run.runner import runs_root
+    from vpclink_runbooks.run.runner import runs_root, seal_interrupted
 
     root = runs_root()
     env, params = _runs_env(args.env)
@@ -232,6 +232,17 @@ def _runs(args) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    envs = [env] if env else sorted(p.name for p in root.glob("*") if p.is_dir())
+    for name in envs:  # runs killed on this host are sealed as interrupted first (like every command does)
+        seal_interrupted(name)
+    unsealed = audit.unsealed_dirs(root, env)
+
+    def pending(run_dir) -> tuple[str, str]:  # a folder without run.json: (status, why it is not sealed)
+        marker = audit.read_marker(run_dir)
+        if marker is None:
+            return "unknown", "no run record yet (starting, or killed by an older version)"
+        return "running", f"not sealed yet: pid {marker.get('pid')} on host {marker.get('host')}"
+
     if args.verify or args.push:
         problems = audit.verify(root, env)
         for p in problems:
@@ -245,6 +256,9 @@ def _runs(args) -> int:
                 print("not pushing records that fail verification", file=sys.stderr)
             return 1
         print(f"{len(records)} run record(s) intact: artifacts and the chain of records verify")
+        if unsealed:
+            print(f"{len(unsealed)} run folder(s) not sealed yet (still running, or another host's): "
+                  + ", ".join(f"{d.parent.name}/{d.name} ({pending(d)[1]})" for d in unsealed))
         if args.push:
             from botocore.exceptions import BotoCoreError, ClientError
 
@@ -255,15 +269,15 @@ def _runs(args) -> int:
                 return 1
             print(f"pushed {len(keys)} file(s) of {len(records)} run record(s) to {args.push.rstrip('/')}/")
         return 0
-    envs = [env] if env else sorted(p.name for p in root.glob("*") if p.is_dir())
-    print(f"{'run':<30} {'environment':<12} {'command':<8} {'status':<10} {'changes':>7}  checks")
-    for env in envs:
-        for record_path in sorted((root / env).glob("*/run.json")):
-            record = json.loads(record_path.read_text())
-            failed = sum(c["status"] == "fail" for c in record.get("checks", []))
-            print(f"{record['run_id']:<30} {record['environment']:<12} {record['command']:<8} "
-                  f"{record['status']:<10} {len(record.get('changes', [])):>7}  "
-                  f"{len(record.get('checks', []))} ({failed} failed)")
+    print(f"{'run':<30} {'environment':<12} {'command':<8} {'status':<11} {'changes':>7}  checks")
+    for run_dir in sorted(audit.run_dirs(root, env) + unsealed, key=lambda d: (d.parent.name, d.name)):
+        sealed = (run_dir / audit.RECORD).is_file()
+        record = json.loads((run_dir / audit.RECORD).read_text()) if sealed else audit.read_marker(run_dir) or {}
+        failed = sum(c["status"] == "fail" for c in record.get("checks", []))
+        status, why = (record.get("status", "?"), "") if sealed else pending(run_dir)
+        print(f"{run_dir.name:<30} {run_dir.parent.name:<12} {record.get('command', '?'):<8} {status:<11} "
+              f"{len(record.get('changes', [])):>7}  {len(record.get('checks', []))} ({failed} failed)"
+              + (f"  {why}" if why else ""))
     return 0
 
 

@@ -45,6 +45,11 @@ class Context:
             "caller": self.identity["caller_arn"], "region": self.identity["region"],
             "endpoint": self.aws.endpoint or "AWS (standard endpoints)", "params sha256": p.sha256()[:16],
         }
+        import getpass
+        import socket
+
+        rows["sandbox"] = p.sandbox  # the embedded emulator (at the endpoint above), or not
+        rows["local user"] = f"{os.environ.get('USER') or getpass.getuser()}@{socket.gethostname()}"
         return pd.DataFrame({"": list(rows), "value": list(rows.values())})
 
 

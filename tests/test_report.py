@@ -247,3 +247,19 @@ def test_remote_asset_error_is_a_runbook_error():
     from vpclink_runbooks.errors import RunbookError
 
     assert issubclass(RemoteAssetError, RunbookError) and issubclass(RemoteAssetError, ValueError)
+
+
+def test_write_index_shows_the_plan_rows_and_who_ran_where(tmp_path):
+    run = {**RUN, "command": "plan", "endpoint": None, "endpoint_kind": "aws", "region": "eu-west-1",
+           "user": "alice", "host": "ops-box", "pid": 4242, "changes": [],
+           "plan": [{"resource": "nlb orders-nlb", "action": "create", "current": "-", "desired": "internal",
+                     "why": "missing"},
+                    {"resource": "vpc link orders-link", "action": "none", "current": "AVAILABLE",
+                     "desired": "AVAILABLE", "why": "in place"}]}
+    page = write_index(tmp_path, run).read_text(encoding="utf-8")
+    assert "<h2>Plan</h2>" in page and "nlb orders-nlb" in page and "vpc link orders-link" in page
+    assert "1 planned change(s) of 2 plan row(s)" in page
+    assert "#137333" in Cells(page).style_of("create")
+    assert "AWS (standard endpoints, region eu-west-1)" in page and "alice" in page and "ops-box" in page
+    sandbox = write_index(tmp_path, {**run, "endpoint": "http://127.0.0.1:5000", "endpoint_kind": "sandbox"})
+    assert "sandbox (embedded AWS emulator) at http://127.0.0.1:5000" in sandbox.read_text(encoding="utf-8")

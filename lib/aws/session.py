@@ -166,6 +166,22 @@ def polling_now() -> str | None:
     return getattr(_POLLING, "waiter", None)
 
 
+# The headers AWS names the request in (S3: x-amz-request-id; the rest: x-amzn-RequestId); lower case, as botocore
+# keeps them in ResponseMetadata.HTTPHeaders.
+REQUEST_ID_HEADERS = ("x-amzn-requestid", "x-amz-request-id", "x-amzn-request-id")
+
+
+def request_id_of(parsed: dict | None, http_response: Any = None) -> str | None:
+    """AWS's request id of an answer (success or error): ResponseMetadata.RequestId, else the header."""
+    metadata = (parsed or {}).get("ResponseMetadata", {})
+    if metadata.get("RequestId"):
+        return metadata["RequestId"]
+    headers = {k.lower(): v for k, v in (metadata.get("HTTPHeaders") or {}).items()}
+    if http_response is not None:
+        headers.update({k.lower(): v for k, v in getattr(http_response, "headers", {}).items()})
+    return next((headers[h] for h in REQUEST_ID_HEADERS if headers.get(h)), None)
+
+
 @dataclass
 class CallRecorder:
     """Records every AWS call made through a session: service, operation, mutating, resource, result."""
@@ -197,7 +213,7 @@ class CallRecorder:
     def _remember_params(params: dict, context: dict, **_: Any) -> None:
         context["runbook_params"] = dict(params)
 
-    def _record(self, model: Any, context: dict, result: str, parsed: dict) -> None:
+    def _record(self, model: Any, context: dict, result: str, parsed: dict, request_id: str | None = None) -> None:
         operation = model.name
         entry = {
             "time": time.time(),
@@ -209,6 +225,8 @@ class CallRecorder:
             # attempts after the first, and how many answers were throttling (a call can end throttled)
             "retries": int((parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)),
             "throttled": int(context.get("runbook_throttled", 0)),
+            # AWS's id of the request, to find the call in CloudTrail (None only when no answer came back)
+            "request_id": request_id or request_id_of(parsed),
         }
         if self.step:
             entry["step"] = self.step
@@ -226,7 +244,7 @@ class CallRecorder:
             return  # answered from the run inventory: nothing was sent
         status = getattr(http_response, "status_code", 200)
         error = (parsed or {}).get("Error", {}).get("Code") if status >= 300 else None
-        self._record(model, context, error or "ok", parsed)
+        self._record(model, context, error or "ok", parsed, request_id_of(parsed, http_response))
 
     def _after_error(self, exception: Exception, model: Any = None, context: dict | None = None, **_: Any) -> None:
         if model is not None:

@@ -33,7 +33,7 @@ CELL_STYLES: dict[str, dict[str, str]] = {
     "status": {
         "pass": GOOD, "passed": GOOD, "ok": GOOD, "succeeded": GOOD, "success": GOOD,
         "fail": BAD, "failed": BAD, "error": BAD,
-        "warn": WARN, "warning": WARN, "refused": WARN,
+        "warn": WARN, "warning": WARN, "refused": WARN, "interrupted": BAD, "running": INFO,
         "skip": QUIET, "skipped": QUIET, "planned": INFO, "unknown": QUIET,
     },
     "action": {
@@ -289,6 +289,15 @@ def _notebook_link(escaped_name: str) -> str:
     return f'<a href="{html.escape(quote(page))}">{html.escape(name)}</a>'
 
 
+def _endpoint_text(run: dict) -> str:
+    endpoint, kind = run.get("endpoint"), run.get("endpoint_kind")
+    if kind == "sandbox":
+        return f"sandbox (embedded AWS emulator) at {endpoint}"
+    if endpoint:
+        return f"custom endpoint {endpoint}"
+    return f"AWS (standard endpoints, region {run.get('region', '?')})"
+
+
 def write_index(run_dir: str | Path, run: dict) -> Path:
     """Write `index.html` in run_dir: the run summary, steps linking to their pages, changes, checks."""
     run_dir = Path(run_dir)
@@ -298,11 +307,17 @@ def write_index(run_dir: str | Path, run: dict) -> Path:
     steps = list(run.get("steps") or [])
     changes = list(run.get("changes") or [])
     checks = list(run.get("checks") or [])
+    plan = list(run.get("plan") or [])
+    planned = [row for row in plan if _normalise(row.get("action")) not in ("none", "")]
     failed_checks = [check for check in checks if _normalise(check.get("status")) in FAILED_VALUES["status"]]
 
     summary_fields = ["run_id", "environment", "command", "status", "started_at", "finished_at", "account",
-                      "caller_arn", "region", "params_sha256", "code_version"]
+                      "caller_arn", "region", "endpoint", "user", "host", "pid", "params_sha256", "code_version",
+                      "code_clean"]
     summary = [{"field": field, "value": run[field]} for field in summary_fields if field in run]
+    for row in summary:
+        if row["field"] == "endpoint":  # which AWS: the emulator, another endpoint, or AWS itself
+            row["value"] = _endpoint_text(run)
     check_counts = ", ".join(
         f"{sum(1 for check in checks if _normalise(check.get('status')) == value)} {value}"
         for value in ("pass", "fail", "warn", "skip")
@@ -312,15 +327,22 @@ def write_index(run_dir: str | Path, run: dict) -> Path:
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p><span class="badge" style="{colour}">{html.escape(status.upper())}</span> '
-        f"{len(steps)} step(s), {len(changes)} change(s), checks: {html.escape(check_counts)} "
+        f"{len(steps)} step(s), {len(planned)} planned change(s) of {len(plan)} plan row(s), "
+        f"{len(changes)} change(s), checks: {html.escape(check_counts)} "
         '· <a href="run.json">run.json</a></p>',
     ]
+    if run.get("interrupted"):
+        why = run["interrupted"].get("why", "")
+        sections.append(f'<p class="badge" style="{BAD}">interrupted: {html.escape(str(why))}; what it did '
+                        "before is below (Changes lists every mutating call it made)</p>")
     if failed_checks:
         sections += ["<h2>Failed checks</h2>",
                      _table(failed_checks, ["id", "hop", "status", "detail", "remedy"])]
     sections += [
         "<h2>Run</h2>", _table(summary, ["field", "value"]),
         "<h2>Steps</h2>", _table(steps, ["notebook", "status", "seconds"], link_column="notebook"),
+        # What the steps found and would do (plan mode) or did (apply): the rows of plan.jsonl.
+        "<h2>Plan</h2>", _table(plan, ["resource", "action", "current", "desired", "why"]),
         "<h2>Changes</h2>", _table(changes, ["service", "operation", "resource"]),
         "<h2>Checks</h2>", _table(checks, ["id", "hop", "status", "detail", "remedy"]),
     ]

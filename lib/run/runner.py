@@ -107,13 +107,25 @@ def check_protected(params: Params, command: str, confirm: str | None) -> None:
 
 
 
+def _read_calls(call_log: Path) -> list[dict]:
+    """The calls of calls.jsonl; a last line cut off by a killed run is left out (the call's answer never came)."""
+    if not call_log.exists():
+        return []
+    calls = []
+    for line in call_log.read_text().splitlines():
+        try:
+            calls.append(json.loads(line))
+        except ValueError:
+            continue
+    return calls
+
+
 def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
     """(changes, failed): every mutating call with its target resource, result and time, split by result."""
-    if not call_log.exists():
-        return [], []
-    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()]
+    calls = _read_calls(call_log)
     rows = [{"service": c["service"], "operation": c["operation"], "resource": c["resource"], "result": c["result"],
-             "at": datetime.fromtimestamp(c["time"], UTC).isoformat(timespec="milliseconds")}
+             "at": datetime.fromtimestamp(c["time"], UTC).isoformat(timespec="milliseconds"),
+             "request_id": c.get("request_id")}  # to find the call in CloudTrail
             for c in calls if c["mutating"]]
     return [r for r in rows if r["result"] == "ok"], [r for r in rows if r["result"] != "ok"]
 
@@ -121,8 +133,7 @@ def _mutating_calls(call_log: Path) -> tuple[list[dict], list[dict]]:
 def _api_calls(call_log: Path) -> dict:
     """run.json's api_calls: the run's AWS calls, how many were mutating, how many answers were throttling and
     how many attempts boto3 retried (the recorder's per-call counts in calls.jsonl)."""
-    calls = [json.loads(line) for line in call_log.read_text().splitlines() if line.strip()] \
-        if call_log.exists() else []
+    calls = _read_calls(call_log)
     return {"total": len(calls), "mutating": sum(bool(c["mutating"]) for c in calls),
             "throttled": sum(c.get("throttled", 0) for c in calls), "retried": sum(c.get("retries", 0) for c in calls)}
 
@@ -142,12 +153,14 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
     check_protected(params, command, confirm)
     params_path = resolve_params_path(env).resolve()
     owned = sandbox_link.ensure_sandbox(params) if params.sandbox else None
+    seal_interrupted(params.environment)  # earlier runs of this environment that were killed, before ours starts
     started = now()
     run_id, run_dir = new_run_dir(params.environment)
     call_log = run_dir / "calls.jsonl"
     os.environ[aws_mod.RUN_DIR_ENV] = str(run_dir)
     os.environ[aws_mod.CALL_LOG_ENV] = str(call_log)
     record = _new_record(run_id, params, command, started)
+    audit.write_marker(run_dir, record)  # running.json: if this process dies, the next command seals the run
     lock = None
     steps = notebooks or notebooks_for(command, yes)
     # The kernels start now (they inherit the run dir and call log above), while the account is checked.
@@ -160,6 +173,7 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
         except GuardRefused as exc:
             return _refused(run_dir, record, exc)
         record["account"], record["caller_arn"] = identity["account"], identity["caller_arn"]
+        audit.write_marker(run_dir, record)
         if takes_lock(command, yes):
             try:
                 lock = _acquire(params, record, identity, run_id=run_id, command=command, env=env)
@@ -181,14 +195,26 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
 
 def _new_record(run_id: str, params: Params, command: str, started: str) -> dict:
     """run.json as it starts: failed until the steps say otherwise."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
     return {
         "run_id": run_id, "environment": params.environment, "command": command, "status": "failed",
         "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
-        "region": params.region, "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "region": params.region, "endpoint": endpoint,
+        "endpoint_kind": "sandbox" if params.sandbox else "custom" if endpoint else "aws",
+        "user": _local_user(), **audit.process_marks(),
         "params_sha256": params.sha256(), "params": params.model_dump(mode="json"),
         "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT), "steps": [], "changes": [],
         "failed_changes": [], "checks": [],
     }
+
+
+def _local_user() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return None
 
 
 def _refused(run_dir: Path, record: dict, exc: Exception) -> RunResult:
@@ -248,6 +274,54 @@ def _finish(run_dir: Path, record: dict, lock: lock_mod.Lock | None, call_log: P
         os.environ.pop(aws_mod.CALL_LOG_ENV, None)
         if owned is not None:
             owned.stop()
+
+
+def seal_interrupted(environment: str) -> list[Path]:
+    """Seal the environment's run folders whose process is gone (killed mid-run) as status "interrupted", with
+    the calls they made and what their notebooks left; returns them. Runs of other hosts are left alone."""
+    sealed = []
+    for run_dir, marker in audit.claim_interrupted(runs_root() / environment):
+        record = {key: value for key, value in marker.items() if key not in ("artifacts", "previous")}
+        record.update(run_id=run_dir.name, environment=record.get("environment") or environment,
+                      status="interrupted", steps=[{"notebook": p.name, "status": "interrupted"}
+                                                   for p in sorted(run_dir.glob("*.ipynb"))])
+        record.setdefault("checks", [])
+        _collect(run_dir, record, "interrupted")
+        record["changes"], record["failed_changes"] = _mutating_calls(run_dir / "calls.jsonl")
+        record["api_calls"] = _api_calls(run_dir / "calls.jsonl")
+        record["finished_at"] = datetime.fromtimestamp(audit.last_activity(run_dir), UTC).isoformat(
+            timespec="seconds")  # its last sign of life
+        gone = f"process {marker['pid']} on {marker['host']} is gone" if marker.get("pid") else \
+            f"no running.json and nothing changed for {audit.ORPHAN_SECONDS} s"
+        record["interrupted"] = {"detected_at": now(), "why": gone, "sealed_by": audit.process_marks()}
+        record["error"] = record.get("error") or f"interrupted: {gone}; the run did not finish"
+        _write_interrupted_pages(run_dir, record)
+        audit.seal(run_dir, record)
+        print(f"sealed {environment}/{run_dir.name} as interrupted ({gone}; {len(record['changes'])} change(s))",
+              file=sys.stderr)
+        sealed.append(run_dir)
+    return sealed
+
+
+def _write_interrupted_pages(run_dir: Path, record: dict) -> None:
+    """The pages of an interrupted run: each notebook as far as it got (one cut off mid-write is skipped), then
+    index.html."""
+    try:
+        from vpclink_runbooks.present import report
+    except ImportError as exc:
+        print(f"  (could not write HTML pages: {exc})", file=sys.stderr)
+        return
+    for step in record["steps"]:
+        notebook = run_dir / step["notebook"]
+        if not notebook.with_suffix(".html").exists():
+            try:
+                report.export_html(notebook)
+            except (OSError, ValueError) as exc:
+                step["page"] = f"not written: {type(exc).__name__}"
+    try:
+        report.write_index(run_dir, record)
+    except (OSError, ValueError) as exc:
+        print(f"  (could not write index.html: {exc})", file=sys.stderr)
 
 
 def run_many(envs: list[str], *, parallel: int = 1, confirm: str | None = None, log_output: bool = False) -> int:
