@@ -335,8 +335,9 @@ def _add_sandbox_commands(sub) -> None:
     p.add_argument("path", nargs="?", default="", help="path under the base path (default: the base path itself)")
     p.add_argument("--method", default="GET", help="HTTP method (default GET)")
     p.set_defaults(func=_request)
-    p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
-    p.add_argument("env", nargs="?", default="local")
+    p = sub.add_parser("lab", help="JupyterLab on working copies of the notebooks for ENV (runs/ENV/lab/), "
+                       "over a sandbox when params say so; runs in apply/repair take ENV's lock and are recorded")
+    p.add_argument("env", nargs="?", default="local", help="params/ENV.yaml or a path to a YAML file (default: local)")
     p.set_defaults(func=_lab)
 
 
