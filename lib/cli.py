@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -135,37 +132,9 @@ def _request(args) -> int:
 
 
 def _lab(args) -> int:
-    from vpclink_runbooks import sandbox_link
-    from vpclink_runbooks.params import load_params
-    from vpclink_runbooks.run.runner import NOTEBOOKS
-    from vpclink_runbooks.sandbox.server import start_sandbox
+    from vpclink_runbooks.run.lab import lab
 
-    params = load_params(args.env)
-    sandbox = None
-    if params.sandbox and not os.environ.get("AWS_ENDPOINT_URL") and sandbox_link.running_sandbox() is None:
-        sandbox = start_sandbox(account_id=params.account_id, region=params.region,
-                                world=sandbox_link.world_spec_for(params))
-        sandbox_link.announce(sandbox)
-        sandbox_link.export(sandbox.env())
-        print(f"sandbox running at {sandbox.endpoint}")
-    # A fresh settings and workspace folder: no news pop-up, no update check, no stale tabs.
-    home = Path(tempfile.mkdtemp(prefix="runbook-lab-"))
-    notification = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True)
-    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--notebook-dir={NOTEBOOKS}",
-               "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_inspect.ipynb",
-               "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])]
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if sandbox is not None:
-            sandbox_link.state_file().unlink(missing_ok=True)
-            sandbox.stop()
+    return lab(args)
 
 
 def _unlock(args) -> int:
@@ -380,8 +349,9 @@ def _add_sandbox_commands(sub) -> None:
     p.add_argument("path", nargs="?", default="", help="path under the base path (default: the base path itself)")
     p.add_argument("--method", default="GET", help="HTTP method (default GET)")
     p.set_defaults(func=_request)
-    p = sub.add_parser("lab", help="JupyterLab on the notebooks, over a sandbox when params say so")
-    p.add_argument("env", nargs="?", default="local")
+    p = sub.add_parser("lab", help="JupyterLab on working copies of the notebooks for ENV (runs/ENV/lab/), "
+                       "over a sandbox when params say so; runs in apply/repair take ENV's lock and are recorded")
+    p.add_argument("env", nargs="?", default="local", help="params/ENV.yaml or a path to a YAML file (default: local)")
     p.set_defaults(func=_lab)
 
 

@@ -14,6 +14,7 @@ from vpclink_runbooks.aws import session as aws_mod
 from vpclink_runbooks.errors import ParamsError
 from vpclink_runbooks.names import Names
 from vpclink_runbooks.params import Params, load_raw, parse_params
+from vpclink_runbooks.run import lab
 
 # "repair-plan" and "repair" are modes of the verify notebook: plan the repair, or make it.
 MODES = ("plan", "apply", "repair-plan", "repair")
@@ -70,9 +71,22 @@ def begin(notebook: str, namespace: dict[str, Any]) -> Context:
     params = parse_params(merge_params(namespace.get("params_file"), namespace), namespace.get("params_file") or "")
     # Read-only by construction: outside apply and repair the session refuses mutating calls before they are sent.
     read_only = None if mode in CHANGING_MODES else f"{notebook} in {mode} mode is read-only"
+    # A lab working copy (not under the runner): a session for its audit record, and in a changing mode the
+    # environment's lock held by this kernel (see run/lab.py). Both no-ops under the runner and papermill.
+    session = lab.start_session(notebook, mode, params, namespace.get("params_file"), mode in CHANGING_MODES)
     aws = aws_mod.connect(params, step=notebook, read_only=read_only)
     identity = aws_mod.check_account(aws, params)
+    if session is not None:
+        lab.take_lock(params, identity)
     return Context(params=params, aws=aws, names=Names(params), mode=mode, identity=identity)
+
+
+def finish(ctx: Context | None = None) -> None:
+    """The final cell: in a lab working copy, release the lock and mark the run finished (its saved copy is then
+    sealed as a run record); under the runner or papermill it does nothing."""
+    marker = lab.end_session()
+    if marker:
+        print(marker)
 
 
 def record(name: str, payload: Any) -> None:
