@@ -452,7 +452,7 @@ def recommend_path(ctx: Context, world: World) -> pd.DataFrame:
     elif best == current:
         verdict = "this is the path your params ask for"
     else:
-        verdict = (f"your params ask for {PATHS[current]} (score {score[current]}), which works; this path "
+        verdict = (f"your params ask for {PATHS[current]} (score {score[current]}); this path "
                    f"suits the cluster better (score {score[best]}) because: {rows[0]['reasons']}")
     rows[0]["reasons"] = f"{verdict}. {rows[0]['reasons']}".rstrip(". ")
     rows[0]["path"] = f"RECOMMENDED: {rows[0]['path']}"
