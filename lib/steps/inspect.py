@@ -446,17 +446,20 @@ def recommend_path(ctx: Context, world: World) -> pd.DataFrame:
     order = sorted(PATHS, key=lambda k: (-score[k], k != current, list(PATHS).index(k)))
     rows = [{"path": PATHS[k], "score": score[k], "params": PATH_PARAMS[k],
              "current": k == current, "reasons": "; ".join(reasons[k])} for k in order]
-    best = order[0]
-    if current is None:
-        verdict = f"your params ask for {_path_name(p)}, none of the three scored paths; this one scores best"
-    elif best == current:
-        verdict = "this is the path your params ask for"
-    else:
-        verdict = (f"your params ask for {PATHS[current]} (score {score[current]}); this path "
-                   f"suits the cluster better (score {score[best]}) because: {rows[0]['reasons']}")
+    verdict = _verdict(p, current, order[0], score, rows[0]["reasons"])
     rows[0]["reasons"] = f"{verdict}. {rows[0]['reasons']}".rstrip(". ")
     rows[0]["path"] = f"RECOMMENDED: {rows[0]['path']}"
     return pd.DataFrame(rows, columns=["path", "score", "current", "params", "reasons"])
+
+
+def _verdict(p, current: str | None, best: str, score: dict[str, int], best_reasons: str) -> str:
+    """Say whether the recommendation is the params' path, or why another suits the cluster better."""
+    if current is None:
+        return f"your params ask for {_path_name(p)}, none of the three scored paths; this one scores best"
+    if best == current:
+        return "this is the path your params ask for"
+    return (f"your params ask for {PATHS[current]} (score {score[current]}); this path suits the cluster "
+            f"better (score {score[best]}) because: {best_reasons}")
 
 
 def _current_path_label(p) -> str:
