@@ -19,6 +19,8 @@ from vpclink_runbooks.params_sections import (
     ELB_NAME_LIMIT,
     EPHEMERAL_PORTS,
     FARGATE_SIZES,
+    FIXED_HOST_PORTS,
+    HOST_PORT_RULE,
     Api,
     Deployment,
     ExtraPort,
@@ -31,7 +33,8 @@ from vpclink_runbooks.params_sections import (
 )
 
 # The sections live in params_sections; these names stay importable from here.
-__all__ = ["ECS_RESERVED_PORTS", "ELB_NAME_LIMIT", "EPHEMERAL_PORTS", "FARGATE_SIZES", "Api", "Deployment",
+__all__ = ["ECS_RESERVED_PORTS", "ELB_NAME_LIMIT", "EPHEMERAL_PORTS", "FARGATE_SIZES", "FIXED_HOST_PORTS",
+           "HOST_PORT_RULE", "Api", "Deployment",
            "ExtraPort", "Nlb", "Params", "Port", "Service", "VpcLink", "load_params", "load_raw", "parse_params",
            "resolve_params_path", "target_group_suffix"]
 
@@ -132,8 +135,9 @@ class Params(_Strict):
                               "or set service.network_mode: awsvpc")
         if self.fixed_host_port:
             if s.host_port is None:
-                raise _FieldError("service.host_port", "required for bridge mode behind a network load balancer "
-                                  "(the NLB targets a fixed host port); add e.g. host_port: 10000 (1024-32767), "
+                raise _FieldError("service.host_port", f"required for bridge mode behind a network load balancer "
+                                  "(the NLB targets a fixed host port); add e.g. host_port: 10000 "
+                                  f"({HOST_PORT_RULE}), "
                                   "or use load_balancer.type: application (dynamic ports) or network_mode: awsvpc")
             return
         if s.network_mode == "awsvpc" and s.host_port not in (None, s.container_port):
@@ -240,7 +244,7 @@ def _explain(error: dict) -> tuple[str, str]:
         lo_hi = {"greater_than_equal": f"at least {ctx.get('ge')}", "less_than_equal": f"at most {ctx.get('le')}"}
         port_hint = " (a TCP port is 1-65535)" if field.endswith("port") else ""
         if field.endswith("host_port"):
-            port_hint = " (choose a fixed host port between 1024 and 32767)"
+            port_hint = f" ({HOST_PORT_RULE})"
         return field, f"must be {lo_hi[kind]}{port_hint}; got {got!r}"
     if kind == "string_pattern_mismatch":
         examples = {
@@ -305,17 +309,39 @@ def resolve_params_path(env: str | Path) -> Path:
     return Path("params") / f"{env}.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML lets the last one win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ParamsError([(str(key), f"duplicate key: set on line {seen[key]} and again on line {line} of "
+                                    f"{self.name}; keep one (YAML would silently use the last)")])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    loader = _UniqueKeyLoader(path.read_text())
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ParamsError([(str(path), f"is not valid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+
+
 def load_params(env: str | Path) -> Params:
     path = resolve_params_path(env)
     if not path.exists():
         raise ParamsError([(str(env), f"no such parameters file {path}; give an environment name or a YAML path")])
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParamsError([(str(path), f"is not valid YAML: {exc}")]) from None
-    return parse_params(data, str(path))
+    return parse_params(_read_yaml(path), str(path))
 
 
 def load_raw(env: str | Path) -> dict:
     path = resolve_params_path(env)
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    return _read_yaml(path) if path.exists() else {}

@@ -13,6 +13,28 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 EPHEMERAL_PORTS = range(32768, 65536)
 # Ports the ECS agent reserves on every container instance.
 ECS_RESERVED_PORTS = {22, 2375, 2376, 51678, 51679}
+# The one rule for a fixed host port (service.host_port, extra_ports[].host_port), named in every message.
+# Below 1024: well-known ports of services on the instance itself (sshd on 22, ...). 32768 and up: the
+# ephemeral range ECS/Docker assign dynamic host ports from (the kernel's ip_local_port_range, 32768-60999 on
+# the ECS-optimized AMI; 49153-65535 when that is unavailable) - AWS says never to fix a host port there.
+FIXED_HOST_PORTS = range(1024, 32768)
+HOST_PORT_RULE = ("a fixed host port must be between 1024 and 32767 and not 2375/2376 (reserved by the ECS "
+                  "agent): lower ports belong to services on the instance, 32768-65535 is the ephemeral range "
+                  "ECS hands out")
+
+
+def host_port_problem(value: int) -> str | None:
+    """Why a fixed host port breaks HOST_PORT_RULE, or None."""
+    if value in ECS_RESERVED_PORTS:
+        why = f"{value} is reserved by the ECS agent"
+    elif value in EPHEMERAL_PORTS:
+        why = f"{value} is in the ephemeral range 32768-65535 that Docker and ECS hand out"
+    elif value not in FIXED_HOST_PORTS:
+        why = f"{value} is below 1024 (well-known ports of the instance's own services)"
+    else:
+        return None
+    return f"{why}; {HOST_PORT_RULE}"
+
 # NLB and target group names are limited to 32 characters; ours are "<env>-<service>-<port>".
 ELB_NAME_LIMIT = 32
 # Fargate accepts only these task sizes: cpu units -> the memory (MiB) allowed with them.
@@ -96,15 +118,9 @@ class Service(_Strict):
     @field_validator("host_port")
     @classmethod
     def _host_port_fixed(cls, value: int | None) -> int | None:
-        if value is None:
-            return value
-        if value in ECS_RESERVED_PORTS:
-            raise ValueError(f"{value} is reserved by the ECS agent; choose another port between 1024 and 32767")
-        if value in EPHEMERAL_PORTS:
-            raise ValueError(
-                f"{value} is in the ephemeral range 32768-65535 that Docker and ECS hand out; "
-                "choose a fixed host port between 1024 and 32767"
-            )
+        problem = None if value is None else host_port_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("environment")
@@ -156,7 +172,7 @@ class Service(_Strict):
                 raise _FieldError(
                     f"extra_ports.{i}.host_port",
                     f"{p.host_port} is already used; every host port must differ from host_port and from each "
-                    "other, choose another between 1024 and 32767",
+                    f"other; {HOST_PORT_RULE}",
                 )
             if p.container_port in containers:
                 raise _FieldError(
@@ -164,11 +180,9 @@ class Service(_Strict):
                     f"{p.container_port} is already used; every container port must differ from container_port "
                     "and from each other",
                 )
-            if p.host_port in EPHEMERAL_PORTS or p.host_port in ECS_RESERVED_PORTS:
-                raise _FieldError(
-                    f"extra_ports.{i}.host_port",
-                    f"{p.host_port} is ephemeral or reserved; choose a fixed host port between 1024 and 32767",
-                )
+            problem = host_port_problem(p.host_port)
+            if problem:
+                raise _FieldError(f"extra_ports.{i}.host_port", problem)
             hosts.append(p.host_port)
             containers.append(p.container_port)
         both = set(self.environment) & set(self.secrets)
@@ -207,6 +221,9 @@ class Api(_Strict):
     @field_validator("base_path")
     @classmethod
     def _one_segment(cls, value: str) -> str:
+        if value.startswith("/"):
+            example = value.strip("/") or "orders"
+            raise ValueError(f"{value!r} starts with '/'; drop the leading slash, e.g. {example!r}")
         if "/" in value:
             raise ValueError(
                 f"{value!r} contains '/'; a base path is one segment on the custom domain, e.g. 'orders'"

@@ -25,7 +25,12 @@ def doc_files(root: Path = ROOT) -> list[Path]:
     return sorted([root / "README.md", *(root / "docs").glob("*.md"), root / "benchmarks" / "README.md"])
 
 
+# Code is not a link: fenced blocks and code spans (a regex `[a-z](x)` in a table is text).
+CODE = re.compile(r"^```.*?^```|(`+)(?:(?!\1).)+?\1", re.MULTILINE | re.DOTALL)
+
+
 def link_targets(text: str) -> list[str]:
+    text = CODE.sub("", text)
     return INLINE.findall(text) + REFERENCE.findall(text) + HTML.findall(text)
 
 

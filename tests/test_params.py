@@ -21,8 +21,9 @@ import yaml
 
 from vpclink_runbooks import cli, sandbox_link
 from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.context import merge_params
 from vpclink_runbooks.errors import GuardRefused, ParamsError
-from vpclink_runbooks.params import load_params, parse_params
+from vpclink_runbooks.params import load_params, load_raw, parse_params
 from vpclink_runbooks.run.runner import check_protected
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,6 +237,19 @@ BAD_CASES: list[tuple[str, Callable, str, str]] = [
     ("role-arn-other-account", setv("role_arn", f"arn:aws:iam::{OTHER_ACCOUNT}:role/deployer"),
      "role_arn", "use a role of account 123456789012"),
     ("yaml-not-a-mapping", raw("- environment\n- local\n"), "bad.yaml", "YAML mapping"),
+    # one host-port rule everywhere: 80 was accepted while every other message said 1024-32767
+    ("host-port-80-below-1024", setv("service.host_port", 80), "service.host_port", "between 1024 and 32767"),
+    ("host-port-2375-docker-reserved", setv("service.host_port", 2375), "service.host_port", "reserved by the ECS"),
+    ("extra-port-host-80", setv("service.extra_ports", [{"container_port": 7777, "host_port": 80}]),
+     "service.extra_ports.0.host_port", "between 1024 and 32767"),
+    ("extra-port-host-ssh-reserved", setv("service.extra_ports", [{"container_port": 7777, "host_port": 22}]),
+     "service.extra_ports.0.host_port", "reserved by the ECS agent"),
+    ("base-path-leading-slash", setv("api.base_path", "/orders"), "api.base_path", "drop the leading slash"),
+    ("duplicate-top-level-key", lambda _d: (ROOT / "params/local.yaml").read_text() + "region: us-east-1\n",
+     "region", "duplicate key: set on line 5 and again on line 29"),
+    ("duplicate-nested-key", lambda _d: (ROOT / "params/local.yaml").read_text().replace(
+        "  host_port: 10000\n", "  host_port: 10000\n  host_port: 10001\n"),
+     "host_port", "duplicate key: set on line 16 and again on line 17"),
     ("yaml-syntax-error", raw("environment: local\nservice: [unclosed\n"), "bad.yaml", "not valid YAML"),
 ]
 assert len(BAD_CASES) >= 30
@@ -369,3 +383,15 @@ def test_check_protected_lets_reads_and_confirmed_applies_through():
     check_protected(load_params(ROOT / "params" / "dev.yaml"), "apply", None)
     with pytest.raises(GuardRefused):
         check_protected(prod, "apply", None)
+
+
+def test_duplicate_key_is_refused_when_a_notebook_merges_the_params_file(tmp_path):
+    text = (ROOT / "params/local.yaml").read_text().replace("  stage: prod\n", "  stage: prod\n  stage: dev\n")
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("  stage: dev") + 1
+    for load in (load_raw, lambda f: merge_params(f, {})):
+        with pytest.raises(ParamsError) as err:
+            load(str(path))
+        assert err.value.problems == [("stage", f"duplicate key: set on line {line - 1} and again on line {line} "
+                                       f"of {path}; keep one (YAML would silently use the last)")]

@@ -441,11 +441,25 @@ def recommend_path(ctx: Context, world: World) -> pd.DataFrame:
     if existing:
         why("v1-nlb-fixed", 1, "this environment already runs on a V1 link: staying avoids a migration")
     why("v1-nlb-fixed", 0, "the default; no V2 link or ALB cost")
+    current = next((k for k in PATHS if PATHS[k] == _current_path_label(p)), None)
+    # a tie goes to the path the params ask for: moving needs a reason
+    order = sorted(PATHS, key=lambda k: (-score[k], k != current, list(PATHS).index(k)))
     rows = [{"path": PATHS[k], "score": score[k], "params": PATH_PARAMS[k],
-             "current": PATHS[k] == _current_path_label(p), "reasons": "; ".join(reasons[k])}
-            for k in sorted(PATHS, key=lambda k: (-score[k], list(PATHS).index(k)))]
+             "current": k == current, "reasons": "; ".join(reasons[k])} for k in order]
+    verdict = _verdict(p, current, order[0], score, rows[0]["reasons"])
+    rows[0]["reasons"] = f"{verdict}. {rows[0]['reasons']}".rstrip(". ")
     rows[0]["path"] = f"RECOMMENDED: {rows[0]['path']}"
     return pd.DataFrame(rows, columns=["path", "score", "current", "params", "reasons"])
+
+
+def _verdict(p, current: str | None, best: str, score: dict[str, int], best_reasons: str) -> str:
+    """Say whether the recommendation is the params' path, or why another suits the cluster better."""
+    if current is None:
+        return f"your params ask for {_path_name(p)}, none of the three scored paths; this one scores best"
+    if best == current:
+        return "this is the path your params ask for"
+    return (f"your params ask for {PATHS[current]} (score {score[current]}); this path suits the cluster "
+            f"better (score {score[best]}) because: {best_reasons}")
 
 
 def _current_path_label(p) -> str:
