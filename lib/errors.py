@@ -26,6 +26,10 @@ class GuardRefused(RunbookError):
     exit_code = 2
 
 
+class CredentialsRefused(GuardRefused):
+    """The AWS profile or role of the params cannot be used; raised before any change, nothing changed."""
+
+
 class PreflightRefused(RunbookError):
     """The world cannot hold what the parameters ask for; refused at plan time, nothing changed."""
 

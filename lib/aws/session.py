@@ -325,10 +325,26 @@ def new_session(**kwargs: Any) -> boto3.Session:
 
 def make_session(params: Params) -> boto3.Session:
     """A session for the params: profile or ambient credentials, optionally a role, always params.region."""
-    session = new_session(profile_name=params.aws_profile, region_name=params.region)
+    from botocore.exceptions import ClientError, ProfileNotFound
+
+    from vpclink_runbooks.errors import CredentialsRefused
+
+    try:
+        session = new_session(profile_name=params.aws_profile, region_name=params.region)
+    except ProfileNotFound as exc:
+        raise CredentialsRefused(
+            f"aws_profile: the AWS profile {params.aws_profile!r} is not configured on this machine ({exc}); add it "
+            "with `aws configure --profile NAME` or set aws_profile in the params file; nothing was changed") from None
     if params.role_arn:
         sts = session.client("sts", config=RETRY_CONFIG)
-        creds = sts.assume_role(RoleArn=params.role_arn, RoleSessionName=f"vpclink-runbooks-{params.environment}")
+        try:
+            creds = sts.assume_role(RoleArn=params.role_arn,
+                                    RoleSessionName=f"vpclink-runbooks-{params.environment}")
+        except ClientError as exc:
+            raise CredentialsRefused(
+                f"role_arn: could not assume {params.role_arn} ({exc.response['Error'].get('Code')}: "
+                f"{exc.response['Error'].get('Message')}); check that the role exists and trusts your identity, or "
+                "fix role_arn in the params file; nothing was changed") from None
         c = creds["Credentials"]
         session = new_session(
             aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],

@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -79,7 +80,10 @@ class KernelPool:
 
         from jupyter_client.manager import AsyncKernelManager
 
-        km = AsyncKernelManager(kernel_name="python3")
+        # IPC (unix sockets in a private directory), not TCP: ipykernel warns "Kernel is running over TCP without
+        # encryption" on every start over TCP, and nothing but this process needs to reach the kernel.
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                ip=os.path.join(tempfile.mkdtemp(prefix="rbk-"), "k"))
 
         async def start() -> None:
             # The kernel inherits this process's environment now: the run dir and call log are already set.
