@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from vpclink_runbooks.aws.endpoint import (  # noqa: F401 - moved; callers keep these names
@@ -53,7 +54,16 @@ def ensure_sandbox(params: Params):
 
     sandbox = start_sandbox(account_id=params.account_id, region=params.region, world=world_spec_for(params))
     export(sandbox.env())
+    print(fresh_notice(params, sandbox.endpoint), file=sys.stderr, flush=True)
     return sandbox
+
+
+def fresh_notice(params: Params, endpoint: str) -> str:
+    """What a command says when it starts a sandbox of its own: the earlier runs' resources are not in it."""
+    return (f"sandbox: started a fresh sandbox for {params.environment} at {endpoint}; it holds none of the "
+            f"earlier runs' resources (their records in runs/{params.environment}/ describe sandboxes that are gone) "
+            "and stops when this command ends. To keep one across commands, run `runbook sandbox` in another "
+            "terminal.")
 
 
 def announce(sandbox, path: Path | None = None) -> Path:
