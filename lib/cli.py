@@ -130,6 +130,9 @@ def _unlock(args) -> int:
         print(f"{params.environment} is not locked ({lock.parameter_name(params.environment)} does not exist)")
         return 0
     print(f"{params.environment} is locked by {lock.describe(holder)}")
+    if lock.holder_gone(holder):
+        print(f"its process (pid {holder['pid']}) is gone from this host: that run is dead. The next run on this "
+              f"host takes the lock over by itself; `runbook unlock {args.env} --force` breaks it now.")
     if not args.force:
         print("if that run is dead (killed, or its machine is gone), break the lock with "
               f"`runbook unlock {args.env} --force`", file=sys.stderr)

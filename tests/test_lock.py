@@ -120,3 +120,16 @@ def test_a_stale_lock_from_another_machine_refuses_until_broken_with_unlock_forc
     result = run("destroy", LOCAL, yes=True)
     assert result.exit_code == 0, record(result).get("error")
     assert set(counts(sandbox).values()) == {0}
+
+
+def test_unlock_says_when_the_holders_process_is_gone_from_this_host(sandbox, ssm, capsys):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for holder, gone in (({**FOREIGN, "host": socket.gethostname(), "pid": dead.pid}, True), (FOREIGN, False)):
+        ssm.put_parameter(Name=LOCK_PARAMETER, Value=json.dumps(holder), Type="String", Overwrite=True)
+        capsys.readouterr()
+        assert main(["unlock", LOCAL]) == 2  # shown, not broken
+        out = capsys.readouterr().out
+        assert (f"its process (pid {holder['pid']}) is gone from this host" in out) is gone, out
+        assert lock.read(ssm, "local") == holder
+    assert main(["unlock", LOCAL, "--force"]) == 0

@@ -67,6 +67,11 @@ def _delete(ssm: Any, environment: str) -> bool:
         return False
 
 
+def holder_gone(holder: dict) -> bool:
+    """True when the holder ran on this host and its process is gone (the next run here takes the lock over)."""
+    return _dead_here(holder)
+
+
 def _dead_here(holder: dict) -> bool:
     """True when the holder ran on this host and its process is gone: the lock is certainly stale."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
