@@ -160,6 +160,8 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
     os.environ[aws_mod.RUN_DIR_ENV] = str(run_dir)
     os.environ[aws_mod.CALL_LOG_ENV] = str(call_log)
     record = _new_record(run_id, params, command, started)
+    record["fresh_sandbox"] = owned is not None  # this run's own sandbox: nothing of earlier runs is in it
+    record["plan_only"] = command in ("destroy", "repair") and not yes  # shows its plan, changes nothing
     audit.write_marker(run_dir, record)  # running.json: if this process dies, the next command seals the run
     lock = None
     steps = notebooks or notebooks_for(command, yes)
@@ -167,8 +169,8 @@ def _run(command: str, env: str, *, confirm: str | None, log_output: bool, yes: 
     pool = KernelPool([nb for nb, _ in steps])
     _warm_up_runner()
     try:
-        aws = aws_mod.connect(params)
-        try:
+        try:  # an unusable aws_profile or role_arn (CredentialsRefused) and the account guard refuse alike
+            aws = aws_mod.connect(params)
             identity = aws_mod.check_account(aws, params)
         except GuardRefused as exc:
             return _refused(run_dir, record, exc)
