@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,12 +112,13 @@ def test_lab_kernel_lock_refused_taken_over_released_and_sealed(sandbox, tmp_pat
     record = json.loads((runs / params.environment / run_id / "run.json").read_text())
     assert record["command"] == "lab" and record["status"] == "succeeded"
     assert record["caller_arn"] and record["account"] == params.account_id
+    assert record["host"] == socket.gethostname() and record["endpoint_kind"] in ("sandbox", "custom")
     assert record["lock"]["took_over"]["pid"] == first.pid
     assert (runs / params.environment / run_id / "10_nlb.ipynb").read_bytes() == copy.read_bytes()
     assert audit.verify(runs, params.environment) == []
-    # The killed kernel's session is sealed as incomplete when the lab stops.
+    # The killed kernel's session is sealed as interrupted when the lab stops.
     sealed = lab.seal_leftovers(directory)
-    assert [json.loads((p / "run.json").read_text())["status"] for p in sealed] == ["incomplete"]
+    assert [json.loads((p / "run.json").read_text())["status"] for p in sealed] == ["interrupted"]
     assert not any(p.name == "lab" and (p / "run.json").exists() for p in (runs / params.environment).iterdir())
 
 

@@ -21,7 +21,7 @@ Design (why it is built this way):
   run.json (the runner's record shape, command ``lab``, changes from calls.jsonl), index.html, and seals it
   (audit.seal) in one go, so a run folder never stands unsealed for longer than that. When `runbook lab` exits
   (Ctrl-C, SIGTERM) it stops JupyterLab and its kernels and seals the leftovers: sessions whose notebook was
-  never saved after its last cell are sealed with the working copy as last saved, status ``incomplete``, and
+  never saved after its last cell are sealed with the working copy as last saved, status ``interrupted``, and
   a lock still held by one of their (now dead) kernels is released.
 """
 
@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -149,7 +150,7 @@ def end_session(*, released_by: str = "finish") -> str | None:
             _SESSION["lock"]["released"] = released_by
         except Exception as exc:  # noqa: BLE001 - recorded; the next holder on this host takes it over
             _SESSION["lock"]["release_error"] = str(exc)
-    _SESSION.update(status="finished" if released_by == "finish" else "incomplete", finished_at=_now())
+    _SESSION.update(status="finished" if released_by == "finish" else "interrupted", finished_at=_now())
     _write_session(_SESSION)
     marker = finished_marker(_SESSION["run_id"]) if released_by == "finish" else None
     _SESSION.clear()
@@ -180,7 +181,7 @@ def seal_session(session_dir: Path, notebook: Path, *, status: str | None = None
     from vpclink_runbooks.present import report
     from vpclink_runbooks.run import audit
     from vpclink_runbooks.run.kernels import PROJECT_ROOT
-    from vpclink_runbooks.run.runner import _api_calls, _mutating_calls, code_version
+    from vpclink_runbooks.run.runner import _api_calls, _local_user, _mutating_calls, code_version
 
     session = json.loads((session_dir / SESSION_FILE).read_text())
     env_dir = session_dir.parent.parent.parent  # runs/<env>/lab/.sessions/<id> -> runs/<env>
@@ -210,6 +211,9 @@ def seal_session(session_dir: Path, notebook: Path, *, status: str | None = None
         "started_at": session["started_at"], "finished_at": session.get("finished_at") or _now(),
         "account": session.get("account"), "caller_arn": session.get("caller_arn"),
         "region": (params or {}).get("region"), "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "endpoint_kind": "sandbox" if (params or {}).get("sandbox") else
+        "custom" if os.environ.get("AWS_ENDPOINT_URL") else "aws",
+        "user": _local_user(), "host": socket.gethostname(), "pid": session.get("pid"),
         "params_sha256": params_sha, "params": params, "params_file": session.get("params_file"),
         "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT),
         "steps": [{"notebook": session["notebook"], "mode": session["mode"], "status": status,
@@ -263,7 +267,7 @@ def post_save_hook(model=None, os_path=None, contents_manager=None, **kwargs) ->
 
 
 def seal_leftovers(directory: Path) -> list[Path]:
-    """When the lab stops: seal every session left (incomplete unless its saved copy shows the final cell) and
+    """When the lab stops: seal every session left (interrupted unless its saved copy shows the final cell) and
     release a lock still held by one of its dead kernels."""
     sealed = []
     sessions = directory / SESSIONS
@@ -282,7 +286,7 @@ def seal_leftovers(directory: Path) -> list[Path]:
         notebook = directory / session["notebook"]
         done = session.get("status") == "finished" and notebook.is_file() \
             and _has_marker(json.loads(notebook.read_text()), session["run_id"])
-        run_dir = seal_session(session_dir, notebook, status=None if done else "incomplete")
+        run_dir = seal_session(session_dir, notebook, status=None if done else "interrupted")
         if run_dir:
             sealed.append(run_dir)
     return sealed
