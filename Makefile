@@ -41,7 +41,7 @@ chromium:
 lab: $(STAMP)
 	$(BIN)/runbook lab $(ENV)
 
-# Runbook vs a minimal boto3 reference on fresh sandboxes (README: Performance); BENCH=--quick for a smoke run.
+# Runbook vs a minimal boto3 reference on fresh sandboxes (benchmarks/README.md); BENCH=--quick for a smoke run.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH)
 
