@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,3 +53,18 @@ def browser(*, offline: bool = False) -> Iterator:
 def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name
+
+
+def wait_for_jupyter(base: str, token: str, server: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    """Until JupyterLab at base answers /api/status; fails with the end of its log when it exits or never answers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)

@@ -11,8 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from vpclink_runbooks.run.runner import NOTEBOOKS
 from vpclink_runbooks.run.runner import run as run_command
 
-from .chromium import browser, require_chromium, screenshot_path
+from .chromium import browser, require_chromium, screenshot_path, wait_for_jupyter
 from .conftest import ROOT
 
 pytestmark = pytest.mark.notebooks
@@ -75,17 +73,7 @@ def lab(sandbox, tmp_path_factory):
         env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{(work / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_for_jupyter(base, token, server, work / "lab.log")
         yield {"base": base, "token": token, "dir": work / "notebooks", "log": work / "lab.log"}
     finally:
         server.terminate()

@@ -27,16 +27,26 @@ def run_folders() -> list:
     return sorted(p for p in runs_dir().iterdir() if audit.RUN_ID.match(p.name))
 
 
-def test_an_apply_killed_mid_run_is_sealed_interrupted_by_the_next_command(sandbox, capsys):
-    lab = runs_dir() / "lab"  # working notebooks of `runbook lab`: not a run
-    lab.mkdir(parents=True, exist_ok=True)
-    (lab / "10_nlb.ipynb").write_text("{}")
-    before = set(runs_dir().glob("*"))
+def _apply_until_its_first_change(before: set) -> tuple:
+    """A `runbook apply` subprocess and its run folder, once its first mutating call succeeded."""
     proc = start("apply", LOCAL)
     run_dir = new_run_dir(before)
     try:
         wait_for(lambda: any(c["mutating"] and c["result"] == "ok" for c in calls(run_dir)), proc,
                  what="the apply's first change")
+    except BaseException:
+        kill(proc)
+        raise
+    return proc, run_dir
+
+
+def test_an_apply_killed_mid_run_is_sealed_interrupted_by_the_next_command(sandbox, capsys):
+    lab = runs_dir() / "lab"  # working notebooks of `runbook lab`: not a run
+    lab.mkdir(parents=True, exist_ok=True)
+    (lab / "10_nlb.ipynb").write_text("{}")
+    before = set(runs_dir().glob("*"))
+    proc, run_dir = _apply_until_its_first_change(before)
+    try:
         marker = json.loads((run_dir / audit.MARKER).read_text())
         assert marker["status"] == "running" and marker["pid"] == proc.pid
         assert marker["host"] == socket.gethostname() and marker["run_id"] == run_dir.name
@@ -101,11 +111,8 @@ def test_a_repair_plan_shows_its_rows_in_index_html(sandbox):
 
 def test_a_plan_beside_a_running_apply_leaves_its_record_and_the_chain_intact(sandbox, capsys):
     before = set(runs_dir().glob("*"))
-    proc = start("apply", LOCAL)
-    run_dir = new_run_dir(before)
+    proc, run_dir = _apply_until_its_first_change(before)
     try:
-        wait_for(lambda: any(c["mutating"] and c["result"] == "ok" for c in calls(run_dir)), proc,
-                 what="the apply's first change")
         os.killpg(proc.pid, signal.SIGSTOP)  # the apply is alive but makes no progress while the plan runs
         try:
             plan = run("plan", LOCAL)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from vpclink_runbooks.run import audit
 from vpclink_runbooks.run import lock as lock_mod
 from vpclink_runbooks.run.kernels import NOTEBOOKS
 
-from .chromium import browser, require_chromium, screenshot_path
+from .chromium import browser, require_chromium, screenshot_path, wait_for_jupyter
 from .conftest import ROOT
 from .test_browser import _free_port, _run_all_cells
 
@@ -45,16 +44,7 @@ def test_lab_apply_takes_and_releases_the_lock_and_seals_a_record(sandbox, tmp_p
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "lab.log").read_text()
-            time.sleep(0.3)
+        wait_for_jupyter(base, token, proc, tmp_path / "lab.log")
         copy = runs / params.environment / "lab" / NAME
         nb = nbformat.read(copy, as_version=4)
         setup = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -10,7 +10,7 @@ Design (why it is built this way):
   unless a runner started the kernel (``RUNBOOK_RUN_DIR`` set: the runner holds the lock) and only in a changing
   mode (apply, repair; destroy runs in apply mode), takes the environment's SSM lock (lock.acquire) from inside the
   kernel, so the holder pid is the kernel's: a lock left by a kill -9'd kernel is taken over by the next holder on
-  this host (lock._dead_here), and a second operator is refused with who holds it. The lock is released by the
+  this host (lock.holder_gone), and a second operator is refused with who holds it. The lock is released by the
   final cell (`context.finish`) or, failing that, when the kernel process exits (atexit); papermill runs outside
   the runner (Airflow) never set ``RUNBOOK_LAB_DIR`` and take no lock.
 * **Audit record.** Each executed setup cell opens a *session* ``runs/<env>/lab/.sessions/<run-id>/`` (session.json:
@@ -303,7 +303,7 @@ def _release_dead(session: dict) -> None:
 
         params = load_params(session["params_file"])
         held = lock_mod.Lock(aws_mod.Aws(aws_mod.make_session(params)).ssm, session["environment"], lock["holder"])
-        if lock_mod._dead_here(lock["holder"]) and held.release():
+        if lock_mod.holder_gone(lock["holder"]) and held.release():
             lock["released"] = "runbook lab exit (kernel gone)"
     except Exception as exc:  # noqa: BLE001 - the next holder on this host takes it over anyway
         print(f"  could not release the lab's lock: {exc}", file=sys.stderr)

@@ -68,11 +68,6 @@ def _delete(ssm: Any, environment: str) -> bool:
 
 
 def holder_gone(holder: dict) -> bool:
-    """True when the holder ran on this host and its process is gone (the next run here takes the lock over)."""
-    return _dead_here(holder)
-
-
-def _dead_here(holder: dict) -> bool:
     """True when the holder ran on this host and its process is gone: the lock is certainly stale."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
@@ -123,7 +118,7 @@ def acquire(ssm: Any, params: Params, *, caller_arn: str, run_id: str, command: 
         current = read(ssm, params.environment)
         if current is None:
             continue
-        if took_over is None and _dead_here(current):
+        if took_over is None and holder_gone(current):
             # Re-read right before deleting, so a lock another run took a moment ago is not removed.
             if read(ssm, params.environment) == current:
                 _delete(ssm, params.environment)
