@@ -46,11 +46,12 @@ class Context:
             "caller": self.identity["caller_arn"], "region": self.identity["region"],
             "endpoint": self.aws.endpoint or "AWS (standard endpoints)", "params sha256": p.sha256()[:16],
         }
-        import getpass
         import socket
 
+        from vpclink_runbooks.run.audit import local_user
+
         rows["sandbox"] = p.sandbox  # the embedded emulator (at the endpoint above), or not
-        rows["local user"] = f"{os.environ.get('USER') or getpass.getuser()}@{socket.gethostname()}"
+        rows["local user"] = f"{local_user()}@{socket.gethostname()}"
         return pd.DataFrame({"": list(rows), "value": list(rows.values())})
 
 

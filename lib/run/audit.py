@@ -154,6 +154,16 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
+def local_user() -> str | None:
+    """The local login name that runs this (records and notebook headers); None where there is none."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return None
+
+
 def process_marks() -> dict:
     """host, pid and pid_started of this process, for running.json."""
     return {"host": socket.gethostname(), "pid": os.getpid(), "pid_started": _process_start(os.getpid())}

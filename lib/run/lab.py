@@ -181,7 +181,7 @@ def seal_session(session_dir: Path, notebook: Path, *, status: str | None = None
     from vpclink_runbooks.present import report
     from vpclink_runbooks.run import audit
     from vpclink_runbooks.run.kernels import PROJECT_ROOT
-    from vpclink_runbooks.run.runner import _api_calls, _local_user, _mutating_calls, code_version
+    from vpclink_runbooks.run.runner import _api_calls, _mutating_calls, code_version
 
     session = json.loads((session_dir / SESSION_FILE).read_text())
     env_dir = session_dir.parent.parent.parent  # runs/<env>/lab/.sessions/<id> -> runs/<env>
@@ -213,7 +213,7 @@ def seal_session(session_dir: Path, notebook: Path, *, status: str | None = None
         "region": (params or {}).get("region"), "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
         "endpoint_kind": "sandbox" if (params or {}).get("sandbox") else
         "custom" if os.environ.get("AWS_ENDPOINT_URL") else "aws",
-        "user": _local_user(), "host": socket.gethostname(), "pid": session.get("pid"),
+        "user": audit.local_user(), "host": socket.gethostname(), "pid": session.get("pid"),
         "params_sha256": params_sha, "params": params, "params_file": session.get("params_file"),
         "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT),
         "steps": [{"notebook": session["notebook"], "mode": session["mode"], "status": status,

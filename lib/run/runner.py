@@ -203,20 +203,11 @@ def _new_record(run_id: str, params: Params, command: str, started: str) -> dict
         "started_at": started, "finished_at": None, "account": None, "caller_arn": None,
         "region": params.region, "endpoint": endpoint,
         "endpoint_kind": "sandbox" if params.sandbox else "custom" if endpoint else "aws",
-        "user": _local_user(), **audit.process_marks(),
+        "user": audit.local_user(), **audit.process_marks(),
         "params_sha256": params.sha256(), "params": params.model_dump(mode="json"),
         "code_version": code_version(), "code_clean": audit.code_clean(PROJECT_ROOT), "steps": [], "changes": [],
         "failed_changes": [], "checks": [],
     }
-
-
-def _local_user() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
-        return None
 
 
 def _refused(run_dir: Path, record: dict, exc: Exception) -> RunResult:
