@@ -96,12 +96,13 @@ def _write_session(session: dict) -> None:
 def start_session(notebook: str, mode: str, params, params_file: str | None, changing: bool) -> dict | None:
     """In a lab kernel (not under the runner): open the session and set its call log, before connecting."""
     from vpclink_runbooks.aws import session as aws_mod
+    from vpclink_runbooks.run.runner import new_run_id
 
     directory = os.environ.get(LAB_DIR_ENV)
     if not directory or os.environ.get(aws_mod.RUN_DIR_ENV):
         return None
     end_session(released_by="setup cell run again")  # a re-run setup cell starts a new session
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()  # the runner's run-id form
+    run_id = new_run_id()
     session_dir = Path(directory, SESSIONS, run_id)
     session_dir.mkdir(parents=True)
     os.environ[aws_mod.CALL_LOG_ENV] = str(session_dir / "calls.jsonl")

@@ -89,8 +89,13 @@ def runs_root() -> Path:
     return Path(os.environ.get("RUNBOOK_RUNS_DIR", PROJECT_ROOT / "runs"))
 
 
+def new_run_id() -> str:
+    """A run id: UTC time, then 6 random hex digits (audit.RUN_ID); sorts in run order."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
 def new_run_dir(environment: str) -> tuple[str, Path]:
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     path = runs_root() / environment / run_id
     path.mkdir(parents=True)
     return run_id, path
