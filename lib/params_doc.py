@@ -39,6 +39,8 @@ DESCRIPTIONS = {
     "service.desired_count": "Number of tasks.",
     "service.environment": "Plain environment variables (never secrets: they are recorded).",
     "service.secrets": "Variable name -> SSM parameter or Secrets Manager ARN of this account.",
+    "service.execution_role": "Task execution role (name or ARN in this account): pulls the image, resolves "
+                              "secrets; must exist and trust ecs-tasks.amazonaws.com.",
     "service.health_check_path": "null: TCP health check; else an HTTP path starting with '/'.",
     "service.extra_ports": "More container ports, fixed-port path only.",
     "service.extra_ports[].container_port": "Container port of the extra mapping.",
@@ -52,6 +54,8 @@ DESCRIPTIONS = {
     "nlb.subnets": "Load balancer subnets; default one private subnet per AZ with cluster instances.",
     "nlb.listener_port": "Listener port (any TCP port 1-65535); default host_port, else container_port.",
     "nlb.type": "network (TCP; the only type a V1 link targets) or application (HTTP; needs vpc_link.version 2).",
+    "nlb.security_group": "Network only: true creates the NLB with its own security group, which the instances "
+                          "admit; false admits the NLB subnets' CIDRs. Takes effect only when the NLB is created.",
     "vpc_link": "The API Gateway VPC link.",
     "vpc_link.version": "1: REST VPC link to an NLB; 2: apigatewayv2 link with integrationTarget.",
     "vpc_link.subnets": "Version 2 only: the link's subnets; default the load balancer's.",

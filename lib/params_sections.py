@@ -111,6 +111,10 @@ class Service(_Strict):
     desired_count: Annotated[int, Field(ge=1, le=100, strict=True)] = 2
     environment: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
+    # The role ECS uses to pull the image and resolve secrets: a role name, or its ARN in this account.
+    execution_role: Annotated[str, Field(min_length=1, max_length=2048,
+                                         pattern=r"^([A-Za-z0-9_+=,.@-]{1,64}|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512})$")
+                              ] = "ecsTaskExecutionRole"
     health_check_path: str | None = None
     extra_ports: list[ExtraPort] = Field(default_factory=list)
     deployment: Deployment = Field(default_factory=Deployment)
@@ -200,6 +204,9 @@ class Nlb(_Strict):
     listener_port: Port | None = None
     # network: TCP, the only type a V1 VPC link can target; application: HTTP, needs vpc_link.version 2.
     type: Literal["network", "application"] = "network"
+    # network only: create the NLB with a security group of its own (AWS attaches one only at creation);
+    # the instances (or awsvpc tasks) then admit the port from that group instead of the subnets' CIDRs.
+    security_group: bool = True
 
 
 class VpcLink(_Strict):
