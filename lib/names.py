@@ -50,6 +50,11 @@ class Names:
         return f"{self.base}-alb"
 
     @property
+    def nlb_security_group(self) -> str:
+        """The NLB's own security group (attached when the NLB is created; instances admit traffic from it)."""
+        return f"{self.base}-nlb"
+
+    @property
     def task_security_group(self) -> str:
         """awsvpc tasks' security group (each task's network interface is in it)."""
         return f"{self.base}-tasks"
@@ -74,8 +79,8 @@ class Names:
     def container(self) -> str:
         return self.params.service.name
 
-    def rule_description(self, host_port: int) -> str:
-        return f"{MANAGED_BY} {self.base} host port {host_port} from NLB subnet"
+    def rule_description(self, host_port: int, source: str = "NLB subnet") -> str:
+        return f"{MANAGED_BY} {self.base} host port {host_port} from {source}"
 
     @property
     def tags(self) -> dict[str, str]:

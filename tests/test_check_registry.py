@@ -32,6 +32,19 @@ def _awsvpc():
 
 
 AWSVPC = _awsvpc()  # V1 link, NLB, IP targets in the tasks' own security group
+
+
+def _cidr_local():
+    raw = copy.deepcopy(load_raw(ROOT / "params" / "local.yaml"))
+    raw.setdefault("nlb", {})["security_group"] = False
+    return parse_params(raw, "nlb.security_group false variant of params/local.yaml")
+
+
+CIDR_LOCAL = _cidr_local()  # V1 link, an NLB without a group: the instances admit its subnets' CIDRs
+
+
+def _nlb_group(p) -> bool:
+    return p.nlb.type == "network" and p.nlb.security_group
 ZONES = {"subnet-a": ("eu-west-2a", "10.42.0.0/20"), "subnet-b": ("eu-west-2b", "10.42.16.0/20")}
 STEADY = "(service orders) has reached a steady state."
 
@@ -44,6 +57,8 @@ def _groups(p, n: Names) -> dict[str, dict]:
         groups[n.alb_security_group] = {"GroupId": "sg-alb", "GroupName": n.alb_security_group}
     if p.awsvpc:
         groups[n.task_security_group] = {"GroupId": "sg-tasks", "GroupName": n.task_security_group}
+    if _nlb_group(p):
+        groups[n.nlb_security_group] = {"GroupId": "sg-nlb", "GroupName": n.nlb_security_group}
     return groups
 
 
@@ -55,6 +70,7 @@ def _group_rules(p, n: Names) -> dict[str, list[dict]]:
     if p.awsvpc:
         port = p.service.container_port
         source = ({"ReferencedGroupInfo": {"GroupId": "sg-alb"}} if p.nlb.type == "application"
+                  else {"ReferencedGroupInfo": {"GroupId": "sg-nlb"}} if _nlb_group(p)
                   else {"CidrIpv4": "10.42.0.0/16"})
         rules[n.task_security_group] = [{"GroupId": "sg-tasks", "IpProtocol": "tcp", "FromPort": port,
                                          "ToPort": port, **source}]
@@ -69,6 +85,9 @@ def _instance_rules(p) -> list[dict]:
         return [{"GroupId": "sg-inst", "IpProtocol": "tcp", "FromPort": low, "ToPort": high,
                  "ReferencedGroupInfo": {"GroupId": "sg-alb"}, "SecurityGroupRuleId": "sgr-alb"}]
     port = p.service.host_port
+    if _nlb_group(p):
+        return [{"GroupId": "sg-inst", "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                 "ReferencedGroupInfo": {"GroupId": "sg-nlb"}, "SecurityGroupRuleId": "sgr-nlb"}]
     return [{"GroupId": "sg-inst", "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIpv4": cidr,
              "SecurityGroupRuleId": f"sgr-{subnet}"} for subnet, (_, cidr) in ZONES.items()]
 
@@ -80,7 +99,8 @@ def _load_balancer(p, n: Names) -> dict:
                                f"{n.nlb}/0123",
             "Type": p.nlb.type, "Scheme": "internal", "State": {"Code": "active"},
             "AvailabilityZones": [{"ZoneName": az, "SubnetId": s} for s, (az, _) in ZONES.items()],
-            "SecurityGroups": ["sg-alb"] if p.nlb.type == "application" else []}
+            "SecurityGroups": ["sg-alb"] if p.nlb.type == "application" else ["sg-nlb"] if _nlb_group(p) else [],
+            **({"EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off"} if _nlb_group(p) else {})}
 
 
 def _target_groups(p, n: Names, lb: dict) -> list[dict]:
@@ -197,7 +217,7 @@ def judged() -> dict[str, list[Result]]:
     inventories = {"empty": Inventory(params=LOCAL, names=Names(LOCAL)), "broken local": broken_local(),
                    "broken awsvpc": broken_awsvpc()}
     inventories.update({f"healthy {name}": healthy(p) for name, p in
-                        (("local", LOCAL), ("v2 alb", V2_ALB), ("awsvpc", AWSVPC))})
+                        (("local", LOCAL), ("v2 alb", V2_ALB), ("awsvpc", AWSVPC), ("cidr local", CIDR_LOCAL))})
     return {name: checks.run_checks(inv) for name, inv in inventories.items()}
 
 
@@ -257,7 +277,7 @@ def results() -> dict[str, list[Result]]:
     return judged()
 
 
-@pytest.mark.parametrize("name", ["healthy local", "healthy v2 alb", "healthy awsvpc"])
+@pytest.mark.parametrize("name", ["healthy local", "healthy v2 alb", "healthy awsvpc", "healthy cidr local"])
 def test_a_healthy_inventory_passes_every_check_on_its_path(results, name):
     not_passed = {r.id: (r.status, r.detail) for r in results[name] if r.status != "pass"}
     assert not_passed == {}, not_passed

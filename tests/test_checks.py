@@ -8,7 +8,7 @@ import pytest
 from vpclink_runbooks import checks, repair
 from vpclink_runbooks.checks import Inventory, Result
 from vpclink_runbooks.names import Names
-from vpclink_runbooks.params import load_params
+from vpclink_runbooks.params import load_params, load_raw, parse_params
 
 from .conftest import ROOT
 
@@ -17,8 +17,13 @@ SUBNETS = {"subnet-a": {"SubnetId": "subnet-a", "CidrBlock": "10.42.0.0/20"},
            "subnet-b": {"SubnetId": "subnet-b", "CidrBlock": "10.42.16.0/20"}}
 
 
-def inventory(**fields) -> Inventory:
-    return Inventory(params=PARAMS, names=Names(PARAMS), **fields)
+_raw = load_raw(ROOT / "params" / "local.yaml")
+NO_GROUP = parse_params({**_raw, "nlb": {**_raw.get("nlb", {}), "security_group": False}},
+                        "local, nlb.security_group false")
+
+
+def inventory(params=PARAMS, **fields) -> Inventory:
+    return Inventory(params=params, names=Names(params), **fields)
 
 
 def by_id(results: list[Result], check_id: str) -> Result:
@@ -45,7 +50,8 @@ def rule(cidr: str, port: int = 10000, group: str = "sg-nlb", protocol: str = "t
     ({"SecurityGroups": ["sg-nlb"]}, [rule("10.42.0.0/20")], "fail"),  # one subnet left out
 ])
 def test_nlb_security_groups_enforced_on_privatelink_traffic(lb_fields, rules, status):
-    inv = inventory(lb=nlb(**lb_fields), subnets=SUBNETS, nlb_rules=rules, cross_zone=True)
+    # groups the runbook did not make (nlb.security_group false): explained, not changed
+    inv = inventory(NO_GROUP, lb=nlb(**lb_fields), subnets=SUBNETS, nlb_rules=rules, cross_zone=True)
     result = by_id(checks.nlb_active_internal(inv), "nlb.security_groups")
     assert result.status == status, result.detail
     if status == "fail":
@@ -53,10 +59,46 @@ def test_nlb_security_groups_enforced_on_privatelink_traffic(lb_fields, rules, s
         assert repair.owner(result) is None  # the NLB's security groups are explained, not changed
 
 
+OWN = {"GroupId": "sg-own", "GroupName": Names(PARAMS).nlb_security_group}
+
+
+@pytest.mark.parametrize("lb_fields, groups, status, words", [
+    ({}, {}, "warn", "only at creation"),  # an NLB made before groups: explained, kept working
+    ({"SecurityGroups": ["sg-own"]}, {"own": OWN}, "fail", "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic on"),
+    ({"SecurityGroups": ["sg-own"], "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off"}, {"own": OWN},
+     "pass", "sg-own"),
+    ({"SecurityGroups": ["sg-other"], "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off"}, {"own": OWN},
+     "fail", "not in the runbook's group"),
+])
+def test_the_nlbs_own_group_and_its_privatelink_setting(lb_fields, groups, status, words):
+    named = {Names(PARAMS).nlb_security_group: OWN} if groups else {}
+    inv = inventory(lb=nlb(**lb_fields), subnets=SUBNETS, cross_zone=True, groups=named)
+    result = by_id(checks.nlb_active_internal(inv), "nlb.own_security_group")
+    assert (result.status, words in result.detail) == (status, True), result.detail
+    if status == "fail":
+        assert repair.owner(result) == "nlb"
+
+
+def test_instances_admit_the_host_port_from_the_nlbs_group_not_by_cidr():
+    instance = {"InstanceId": "i-1", "State": {"Name": "running"}, "SecurityGroups": [{"GroupId": "sg-i"}],
+                "Placement": {"AvailabilityZone": "eu-west-2a"}}
+    by_group = {"GroupId": "sg-i", "IpProtocol": "tcp", "FromPort": 10000, "ToPort": 10000,
+                "ReferencedGroupInfo": {"GroupId": "sg-own"}, "SecurityGroupRuleId": "sgr-g"}
+    inv = inventory(lb=nlb(SecurityGroups=["sg-own"]), subnets=SUBNETS, instances={"i-1": instance},
+                    all_rules=[by_group])
+    assert [(r.id, r.status) for r in checks.security_group_admits_nlb(inv)] == [("security_group.nlb_group", "pass")]
+    inv.all_rules = [rule("10.42.0.0/16", group="sg-i")]  # works, but admits every host of the VPC too
+    result = by_id(checks.security_group_admits_nlb(inv), "security_group.nlb_group")
+    assert result.status == "warn" and "by CIDR" in result.detail
+    inv.all_rules = [dict(by_group, ReferencedGroupInfo={"GroupId": "sg-elsewhere"})]
+    result = by_id(checks.security_group_admits_nlb(inv), "security_group.nlb_group")
+    assert result.status == "fail" and repair.owner(result) == "ecs"
+
+
 def test_security_group_rule_may_be_wider_than_a_subnet_but_not_the_internet():
     instance = {"InstanceId": "i-1", "State": {"Name": "running"}, "SecurityGroups": [{"GroupId": "sg-i"}],
                 "Placement": {"AvailabilityZone": "eu-west-2a"}}
-    inv = inventory(lb=nlb(), subnets=SUBNETS, instances={"i-1": instance},
+    inv = inventory(NO_GROUP, lb=nlb(), subnets=SUBNETS, instances={"i-1": instance},
                     all_rules=[rule("10.42.0.0/16", group="sg-i")])
     results = checks.security_group_admits_nlb(inv)
     assert [r.status for r in results] == ["pass"]

@@ -173,7 +173,12 @@ def _fetch_groups(ctx: Context, inv: Inventory) -> None:
         wanted_groups.append(n.alb_security_group)
     if p.awsvpc:
         wanted_groups.append(n.task_security_group)
+    if p.nlb.type == "network" and (inv.lb or {}).get("SecurityGroups"):
+        wanted_groups.append(n.nlb_security_group)  # its rules are among nlb_rules; only which group is ours
     for name in wanted_groups:
+        if name == n.nlb_security_group:
+            inv.groups[name] = find_security_group(ctx, name)
+            continue
         inv.groups[name] = find_security_group(ctx, name)
         if inv.groups[name]:
             inv.group_rules[name] = _inbound_rules(aws, [inv.groups[name]["GroupId"]])

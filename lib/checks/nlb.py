@@ -24,6 +24,8 @@ from vpclink_runbooks.checks.registry import Result, check
        remedy="turn cross-zone load balancing on, or run a target in each AZ")
 @check(id="nlb.security_groups", hop="nlb", severity="error", repaired_by=None,
        remedy="admit the listener port from the NLB subnets, or stop enforcing the groups on PrivateLink traffic")
+@check(id="nlb.own_security_group", hop="nlb", severity="error", repaired_by="nlb",
+       remedy="put the NLB in the runbook's group (V1 link: PrivateLink inbound rules off; V2: admit the link's group)")
 def nlb_active_internal(inv: Inventory) -> list[Result]:
     """The NLB is an active internal network load balancer; cross-zone covers AZs without healthy targets."""
     lb = inv.lb
@@ -50,8 +52,56 @@ def nlb_active_internal(inv: Inventory) -> list[Result]:
     else:
         out.append(Result("nlb.cross_zone", "nlb", "warn", "cross-zone load balancing off",
                           "turn it on so losing one AZ's targets does not fail requests (repair does)"))
-    out.append(_nlb_security_groups(inv, lb))
+    own = _own_security_group(inv, lb)
+    if own is not None:
+        out.append(own)
+    if own is None or own.status == "pass" or inv.params.vpc_link.version == 2:
+        out.append(_nlb_security_groups(inv, lb))
     return out
+
+
+def _own_security_group(inv: Inventory, lb: dict) -> Result | None:
+    """nlb.security_group: the NLB is in the runbook's own group; a V1 link's PrivateLink traffic is not judged by
+    its inbound rules; a V2 link's group is admitted on the listener ports. None when params do not ask for it."""
+    if not inv.params.nlb.security_group:
+        return None
+    n, attached = inv.names, sorted(lb.get("SecurityGroups") or [])
+    if not attached:
+        return Result("nlb.own_security_group", "nlb", "warn",
+                      f"{lb['LoadBalancerName']} was created without a security group, and AWS attaches one only "
+                      "at creation: the instances admit the NLB subnets' CIDRs, so every host in those subnets "
+                      "reaches the host port",
+                      "to use the NLB's own group, `runbook destroy` and apply again (the NLB, the VPC link and the "
+                      "integration are recreated: minutes without service), or set nlb.security_group: false")
+    group = inv.groups.get(n.nlb_security_group)
+    if group is None or group["GroupId"] not in attached:
+        return Result("nlb.own_security_group", "nlb", "fail",
+                      f"the NLB is in {attached}, not in the runbook's group {n.nlb_security_group}"
+                      + ("" if group else " (missing)"),
+                      "add the runbook's group to the NLB (repair does)")
+    gid = group["GroupId"]
+    if inv.params.vpc_link.version == 1:
+        enforced = lb.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic", "on")
+        if enforced != "off":
+            return Result("nlb.own_security_group", "nlb", "fail",
+                          f"{gid} judges PrivateLink traffic by its inbound rules "
+                          f"(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic {enforced}) and has none for the "
+                          "VPC link: health checks pass, API requests time out",
+                          "turn EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off (repair does)")
+        return Result("nlb.own_security_group", "nlb", "pass",
+                      f"the NLB is in {gid}; the V1 link's PrivateLink traffic is admitted (inbound rules not "
+                      "enforced on it)")
+    link = inv.groups.get(n.link_security_group) or {}
+    rules = [r for r in inv.nlb_rules if r.get("GroupId") == gid]
+    lacking = [p.listener_port for p in _exposed(inv)
+               if not any(_admits(r, p.listener_port, "255.255.255.255/32", {link.get("GroupId")}) for r in rules)]
+    if lacking:
+        return Result("nlb.own_security_group", "nlb", "fail",
+                      f"{gid} does not admit tcp:{lacking} from the VPC link's group "
+                      f"{link.get('GroupId', n.link_security_group)}: API requests time out",
+                      f"add ingress tcp:{lacking} from the link's group to {gid} (repair does)")
+    return Result("nlb.own_security_group", "nlb", "pass",
+                  f"the NLB is in {gid}, which admits the listener port(s) from the VPC link's group")
 
 
 def _alb_security_group(inv: Inventory, lb: dict) -> Result:
@@ -82,6 +132,9 @@ def _nlb_security_groups(inv: Inventory, lb: dict) -> Result:
     if not groups:
         return Result("nlb.security_groups", "nlb", "pass",
                       "no security groups on the NLB: traffic from the VPC link is not filtered there")
+    if inv.params.vpc_link.version == 2:
+        return Result("nlb.security_groups", "nlb", "pass",
+                      "a V2 link's traffic comes from its own interfaces, not over PrivateLink")
     # AWS's default when an NLB has security groups is to enforce them on PrivateLink traffic.
     enforced = lb.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic", "on") != "off"
     if not enforced:

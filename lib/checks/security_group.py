@@ -15,6 +15,8 @@ from vpclink_runbooks.steps.load_balancer import EPHEMERAL_RANGE
 
 @check(id="security_group.nlb_subnets", hop="security_group", severity="error", repaired_by="ecs",
        remedy="add ingress on the host port from the NLB subnets to the instance group")
+@check(id="security_group.nlb_group", hop="security_group", severity="error", repaired_by="ecs",
+       remedy="add ingress on the host port from the NLB's own group to the instance group")
 @check(id="security_group.no_wide_rule", hop="security_group", severity="warn", repaired_by=None,
        remedy="remove the rule admitting the port from 0.0.0.0/0 (its owner's to change)")
 @check(id="security_group.task_group", hop="security_group", severity="error", repaired_by="ecs",
@@ -32,7 +34,10 @@ def security_group_admits_nlb(inv: Inventory) -> list[Result]:
         return _alb_to_instances(inv)
     out = []
     running = [i for i, inst in inv.instances.items() if inst.get("State", {}).get("Name") == "running"]
-    if not running or not inv.subnets:
+    nlb_groups = set((inv.lb or {}).get("SecurityGroups") or [])
+    if running and nlb_groups:
+        out.append(_from_nlb_group(inv, running, nlb_groups))
+    elif not running or not inv.subnets:
         out.append(Result("security_group.nlb_subnets", "security_group", "skip",
                           "no running instance or no NLB subnet to compare"))
     else:
@@ -58,6 +63,36 @@ def security_group_admits_nlb(inv: Inventory) -> list[Result]:
     return out
 
 
+def _from_nlb_group(inv: Inventory, running: list[str], nlb_groups: set[str]) -> Result:
+    """An NLB with security groups: each instance admits the host port by a rule naming one of them. A CIDR rule
+    admits it too, but also every other host in that range."""
+    port = inv.params.service.host_port
+    shown = ", ".join(sorted(nlb_groups))
+    by_group, by_cidr = [], []
+    for instance_id in sorted(running):
+        groups = {g["GroupId"] for g in inv.instances[instance_id].get("SecurityGroups", [])}
+        rules = [r for r in inv.all_rules if r["GroupId"] in groups]
+        if any((r.get("ReferencedGroupInfo") or {}).get("GroupId") in nlb_groups and _admits(r, port, "0.0.0.0/0",
+                                                                                               nlb_groups)
+               for r in rules):
+            by_group.append(instance_id)
+        elif instance_id not in _unadmitted(inv):
+            by_cidr.append(instance_id)
+    lacking = sorted(set(running) - set(by_group) - set(by_cidr))
+    if lacking:
+        return Result("security_group.nlb_group", "security_group", "fail",
+                      f"{lacking} do not admit tcp:{port} from the NLB's group {shown}: health checks and traffic "
+                      "are dropped", f"add ingress tcp:{port} from {shown} to the instance security group "
+                      "(repair does)")
+    if by_cidr:
+        return Result("security_group.nlb_group", "security_group", "warn",
+                      f"{by_cidr} admit tcp:{port} by CIDR, not from the NLB's group {shown}: every host in that "
+                      "range reaches the port",
+                      f"admit tcp:{port} from {shown} and drop the CIDR rule (repair does for the runbook's rules)")
+    return Result("security_group.nlb_group", "security_group", "pass",
+                  f"tcp:{port} admitted from the NLB's group {shown} on {len(running)} instance(s)")
+
+
 def _task_group(inv: Inventory) -> list[Result]:
     """awsvpc: the tasks' own group admits the container port from the load balancer only."""
     n, port = inv.names, inv.params.service.container_port
@@ -70,6 +105,11 @@ def _task_group(inv: Inventory) -> list[Result]:
         alb = inv.groups.get(n.alb_security_group) or {}
         admitted = any(_admits(r, port, "255.255.255.255/32", {alb.get("GroupId")}) for r in rules)
         lacking = [] if admitted else [alb.get("GroupId", n.alb_security_group)]
+    elif (inv.lb or {}).get("SecurityGroups"):
+        nlb_groups = set(inv.lb["SecurityGroups"])
+        admitted = any((r.get("ReferencedGroupInfo") or {}).get("GroupId") in nlb_groups
+                       and _admits(r, port, "0.0.0.0/0", nlb_groups) for r in rules)
+        lacking = [] if admitted else sorted(nlb_groups)
     else:
         lacking = [c for c in _nlb_cidrs(inv) if not any(_admits(r, port, c) for r in rules)]
     out = []

@@ -108,6 +108,18 @@ def _choose(account_id: str, region: str, lb: Any, tg: Any, client_az: str | Non
     return elbv2.choose_target(account_id, region, lb, tg, client_az)
 
 
+def _privatelink_refused(account_id: str, region: str, ec2: Any, lb: Any, port: int) -> bool:
+    """A V1 link reaches its NLB over PrivateLink. With inbound-rule evaluation for PrivateLink traffic on (AWS's
+    default for an NLB with groups) the NLB's inbound rules judge that traffic; it arrives from the NLB's own
+    private addresses (API Gateway's endpoint is not in the VPC), so a rule must admit those addresses."""
+    from .network import group_admits, lb_node_ips
+
+    if getattr(lb, "enforce_security_group_inbound_rules_on_private_link_traffic", "on") == "off":
+        return False
+    ips = lb_node_ips(account_id, region, lb) or [s.cidr_block for s in lb.subnets]
+    return not any(group_admits(ec2, g, port, set(), ips) for g in lb.security_groups)
+
+
 def _admitted(account_id: str, region: str, lb: Any, target_id: str, port: int) -> str | None:
     from . import network
 
@@ -149,6 +161,10 @@ def forward_for(account_id: str, region: str, integ: dict, connection_id: str, u
     if not _lb_active(lb):
         raise Fail("INTEGRATION_FAILURE", "nlb", f"load balancer {lb.name} is {lb.state}")
     ec2 = _ec2(account_id, region)
+    if version == "V1" and lb.security_groups and _privatelink_refused(account_id, region, ec2, lb, port):
+        return Forward("security_group", timeout_ms, drop=f"the NLB's groups {', '.join(lb.security_groups)} "
+                       "evaluate inbound rules on PrivateLink traffic (EnforceSecurityGroupInboundRulesOnPrivate"
+                       f"LinkTraffic on) and none admits TCP {port} from the NLB's addresses, where it arrives")
     if version == "V2" and lb.security_groups and not _link_admitted(ec2, lb, link, port):
         return Forward("security_group", timeout_ms, drop=f"the load balancer's groups "
                        f"{', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}")

@@ -1,8 +1,9 @@
 """EC2 behaviour that moto 5.2 lacks.
 
 EC2
-- Deleting a security group that a network interface uses, or that another group's rule references, fails
-  with DependencyViolation (moto: deletes it).
+- Deleting a security group that a network interface uses (a deleted load balancer's too, until AWS releases
+  it: elbv2.release_lingering), or that another group's rule references, fails with DependencyViolation
+  (moto: deletes it).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def _install_security_groups() -> None:
     def delete_security_group(orig: Any) -> Any:
         def f(self: Any, name: str | None = None, group_id: str | None = None) -> None:
             with LOCK:
+                from .elbv2 import release_lingering
+
+                release_lingering(self)
                 if group_id:
                     users = [e.id for e in self.enis.values() if group_id in {g.id for g in e._group_set}]
                     if users:

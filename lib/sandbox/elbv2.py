@@ -3,7 +3,12 @@
 ELBv2
 - NLB ARNs are `loadbalancer/net/...` (moto: `app`), so listener ARNs are `listener/net/...`.
 - Load balancers stay `provisioning` for `delays.nlb_provisioning` s (moto: active on first read).
-- NLBs get one network interface per subnet ("ELB net/NAME/ID"), removed on delete (moto: none).
+- NLBs get one network interface per subnet ("ELB net/NAME/ID"), in the NLB's security groups; after a delete
+  AWS releases them a little later, here after `delays.target_healthy` s, so deleting their security group
+  meanwhile fails with DependencyViolation (moto: no interfaces).
+- Security groups on an NLB (AWS, since 2023): SetSecurityGroups on an NLB created without any fails with
+  InvalidConfigurationRequest (moto: sets them); an NLB created with groups reports
+  EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic ("on" by default; SetSecurityGroups sets it) (moto: never).
 - set_subnets accepts a single subnet for an NLB (moto: 2+ AZs, the ALB rule).
 - Deleting a load balancer a VPC link targets fails with ResourceInUse (moto: deletes it).
 - Deleting a load balancer detaches it from its target groups (moto: dangling references); so does
@@ -75,6 +80,8 @@ def _create_load_balancer(orig: Any) -> Any:
                 if tags:
                     self.tagging_service.tag_resource(new, tags)
             if lb.type == "network":
+                if lb.security_groups:
+                    lb.enforce_security_group_inbound_rules_on_private_link_traffic = "on"
                 ec2 = self.ec2_backend
                 lb._sbx_enis = []
                 lb_id = lb.arn.split("/")[-1]
@@ -125,10 +132,60 @@ def _delete_load_balancer(orig: Any) -> Any:
                     tg.load_balancer_arns.remove(arn)
             ec2 = self.ec2_backend
             for eni_id in getattr(lb, "_sbx_enis", []):
-                try:
-                    ec2.delete_network_interface(eni_id)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+                if eni_id in ec2.enis:
+                    ec2.enis[eni_id]._sbx_release_at = _now() + _CFG.target_healthy
+
+    return f
+
+
+def release_lingering(ec2: Any) -> None:
+    """Delete the interfaces of deleted load balancers whose release time has come (under LOCK)."""
+    for eni_id, eni in list(ec2.enis.items()):
+        due = getattr(eni, "_sbx_release_at", None)
+        if due is not None and _now() >= due:
+            try:
+                ec2.delete_network_interface(eni_id)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+
+def _set_security_groups(orig: Any) -> Any:
+    from moto.elbv2.exceptions import ELBClientError
+
+    def f(self: Any, arn: str, sec_groups: list[str]) -> None:
+        with LOCK:
+            lb = self.load_balancers.get(arn)
+            if lb is not None and lb.type == "network" and not lb.security_groups:
+                raise ELBClientError(
+                    "InvalidConfigurationRequest",
+                    "You can't associate security groups with a Network Load Balancer that was created "
+                    "without security groups",
+                )
+            orig(self, arn, sec_groups)
+            if lb is not None and lb.type == "network":
+                for eni_id in getattr(lb, "_sbx_enis", []):
+                    eni = self.ec2_backend.enis.get(eni_id)
+                    if eni is not None:
+                        eni._group_set = [self.ec2_backend.get_security_group_from_id(g) for g in sec_groups]
+
+    return f
+
+
+def _set_security_groups_response(orig: Any) -> Any:
+    # The request's EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic, which moto ignores.
+    from moto.core.responses import ActionResult
+
+    def f(self: Any) -> Any:
+        result = orig(self)
+        enforce = self._get_param("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic")
+        lb = self.elbv2_backend.load_balancers.get(self._get_param("LoadBalancerArn"))
+        if lb is None or lb.type != "network":
+            return result
+        if enforce in ("on", "off"):
+            lb.enforce_security_group_inbound_rules_on_private_link_traffic = enforce
+        return ActionResult({"SecurityGroupIds": list(lb.security_groups),
+                             "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic":
+                                 getattr(lb, "enforce_security_group_inbound_rules_on_private_link_traffic", "on")})
 
     return f
 
@@ -254,6 +311,8 @@ def _install_elbv2() -> None:
     _wrap(m.ELBv2Backend, "create_load_balancer", "elbv2.create_load_balancer", _create_load_balancer)
     _wrap(m.ELBv2Backend, "delete_load_balancer", "elbv2.delete_load_balancer", _delete_load_balancer)
     _wrap(m.ELBv2Backend, "set_subnets", "elbv2.set_subnets", _set_subnets)
+    _wrap(m.ELBv2Backend, "set_security_groups", "elbv2.set_security_groups", _set_security_groups)
+    _wrap(ELBV2Response, "set_security_groups", "elbv2.set_security_groups_response", _set_security_groups_response)
     _wrap(m.ELBv2Backend, "describe_target_health", "elbv2.describe_target_health", _describe_target_health)
     _wrap(m.FakeLoadBalancer, "activate", "elbv2.activate", _activate)
     _wrap(m.FakeTargetGroup, "register", "elbv2.tg.register", _tg_register)

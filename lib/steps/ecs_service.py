@@ -18,7 +18,9 @@ from vpclink_runbooks.steps.load_balancer import (
     exposed_ports,
     find_load_balancer,
     find_security_group,
+    nlb_security_group,
     owned_target_groups,
+    rule_source,
 )
 
 PERMISSIONS = [
@@ -171,11 +173,15 @@ def ensure_security_group_rules(ctx: Context, world: World, plan: Plan) -> None:
                            {(EPHEMERAL_RANGE[0], EPHEMERAL_RANGE[1], source)},
                            "ECS gives each task an ephemeral host port; only the ALB's security group may reach it")
         return
-    cidrs = sorted(set(nlb_subnet_cidrs(ctx, world)) | set(link_subnet_cidrs(ctx, world)))
+    nlb_group = nlb_security_group(ctx)
+    # The NLB's own group admits it (traffic and health checks, client IP preserved or not); else its subnets'
+    # CIDRs, and a V2 link's (the NLB keeps the link's address as the client IP for instance targets).
+    cidrs = [] if nlb_group else sorted(set(nlb_subnet_cidrs(ctx, world)) | set(link_subnet_cidrs(ctx, world)))
+    sources = [nlb_group] if nlb_group else cidrs
     s = p.service
     host_ports = [s.host_port] + [e.host_port for e in s.extra_ports]
     for group_id in instance_security_groups(world):
-        _ensure_rules_in_group(ctx, plan, group_id, {(port, cidr) for port in host_ports for cidr in cidrs})
+        _ensure_rules_in_group(ctx, plan, group_id, {(port, source) for port in host_ports for source in sources})
 
 
 def task_subnets(ctx: Context, world: World) -> list[str]:
@@ -197,6 +203,9 @@ def _ensure_task_security_group(ctx: Context, world: World, plan: Plan) -> str |
         alb_group = find_security_group(ctx, ctx.names.alb_security_group)
         sources = [alb_group["GroupId"] if alb_group else "<ALB security group>"]
         why = "only the ALB's security group reaches the tasks"
+    elif nlb_security_group(ctx):
+        sources = [nlb_security_group(ctx)]
+        why = "only the NLB's own security group reaches the tasks"
     else:
         sources = nlb_subnet_cidrs(ctx, world)
         why = "NLB health checks and traffic to IP targets come from the NLB subnets; nothing wider"
@@ -206,21 +215,26 @@ def _ensure_task_security_group(ctx: Context, world: World, plan: Plan) -> str |
 
 
 def _ensure_rules_in_group(ctx: Context, plan: Plan, group_id: str, wanted: set[tuple[int, str]]) -> None:
-    existing = {(r["FromPort"], r.get("CidrIpv4")): r for r in owned_rules(ctx, group_id)}
-    for port, cidr in sorted(wanted - set(existing)):
-        if plan.add(f"{group_id} ingress tcp:{port} from {cidr}", "create", None, "allow",
-                    "NLB health checks and traffic come from the NLB subnets; nothing wider"):
+    """Exactly the host-port rules `wanted` ((port, source CIDR or NLB group id)) among the rules we tagged."""
+    existing = {(r["FromPort"], rule_source(r)): r for r in owned_rules(ctx, group_id)}
+    for port, source in sorted(wanted - set(existing)):
+        from_group = not source[:1].isdigit()
+        why = ("only the NLB's own security group may reach the host port" if from_group else
+               "NLB health checks and traffic come from the NLB subnets; nothing wider")
+        if plan.add(f"{group_id} ingress tcp:{port} from {source}", "create", None, "allow", why):
+            described = ctx.names.rule_description(port, "NLB security group" if from_group else "NLB subnet")
+            origin = ({"UserIdGroupPairs": [{"GroupId": source, "Description": described}]} if from_group else
+                      {"IpRanges": [{"CidrIp": source, "Description": described}]})
             ctx.aws.ec2.authorize_security_group_ingress(
                 GroupId=group_id,
-                IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-                                "IpRanges": [{"CidrIp": cidr, "Description": ctx.names.rule_description(port)}]}],
+                IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **origin}],
                 TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.names.tag_list()}])
     for key in sorted(set(existing) & wanted):
         plan.add(f"{group_id} ingress tcp:{key[0]} from {key[1]}", "none", "allow", "allow", "exists")
     stale = [existing[k] for k in sorted(set(existing) - wanted)]
     for rule in stale:
-        plan.add(f"{group_id} ingress tcp:{rule['FromPort']} from {rule.get('CidrIpv4')}", "delete", "allow", None,
-                 "the host port or NLB subnets changed; the old opening is removed")
+        plan.add(f"{group_id} ingress tcp:{rule['FromPort']} from {rule_source(rule)}", "delete", "allow", None,
+                 "the host port, the NLB's group or its subnets changed; the old opening is removed")
     if stale and plan.apply:
         ctx.aws.ec2.revoke_security_group_ingress(GroupId=group_id,
                                                   SecurityGroupRuleIds=[r["SecurityGroupRuleId"] for r in stale])

@@ -117,7 +117,7 @@ def ensure_security_group(ctx: Context, plan: Plan, name: str, purpose: str) -> 
     return None
 
 
-def _rule_source(rule: dict) -> str | None:
+def rule_source(rule: dict) -> str | None:
     return (rule.get("ReferencedGroupInfo") or {}).get("GroupId") or rule.get("CidrIpv4")
 
 
@@ -126,7 +126,7 @@ def ensure_ingress(ctx: Context, plan: Plan, group_id: str | None, label: str,
     """Exactly the ingress rules `wanted` ((from, to, source CIDR or sg-id)) among the rules we tagged in the group."""
     existing: dict[tuple[int, int, str], dict] = {}
     if group_id:
-        existing = {(r["FromPort"], r["ToPort"], _rule_source(r)): r
+        existing = {(r["FromPort"], r["ToPort"], rule_source(r)): r
                     for r in aws_ec2.owned_rules(ctx.aws, ctx.names, group_id)}
     where = group_id or label
 
@@ -147,7 +147,7 @@ def ensure_ingress(ctx: Context, plan: Plan, group_id: str | None, label: str,
         plan.add(text(key), "none", "allow", "allow", "exists")
     stale = [existing[k] for k in sorted(set(existing) - wanted)]
     for rule in stale:
-        plan.add(text((rule["FromPort"], rule["ToPort"], _rule_source(rule))), "delete", "allow", None,
+        plan.add(text((rule["FromPort"], rule["ToPort"], rule_source(rule))), "delete", "allow", None,
                  "no longer needed by params")
     if stale and plan.apply and group_id:
         ctx.aws.ec2.revoke_security_group_ingress(GroupId=group_id,
@@ -171,22 +171,103 @@ def _ensure_alb_security_group(ctx: Context, plan: Plan) -> str | None:
     return group_id
 
 
-def _ensure_load_balancer(ctx: Context, world: World, plan: Plan, alb_group: str | None = None) -> dict | None:
+NLB_GROUP_PLACEHOLDER = "<NLB security group>"
+
+
+def nlb_group_wanted(ctx: Context, lb: dict | None) -> bool:
+    """Whether the NLB has (or, created now, gets) its own security group: nlb.security_group on a network load
+    balancer, and, for one that exists, that it was created with groups (AWS attaches them only at creation)."""
+    if ctx.params.nlb.type != "network" or not ctx.params.nlb.security_group:
+        return False
+    return lb is None or bool(lb.get("SecurityGroups"))
+
+
+def nlb_security_group(ctx: Context, lb: dict | None = None) -> str | None:
+    """The id of the NLB's own group that the instances (or awsvpc tasks) admit traffic from: our group when the
+    NLB is in it, the placeholder in plan mode before either exists; None when the NLB has no group (CIDR rules)."""
+    if ctx.params.nlb.type != "network":
+        return None
+    lb = lb if lb is not None else find_load_balancer(ctx)
+    attached = set((lb or {}).get("SecurityGroups") or [])
+    group = find_security_group(ctx, ctx.names.nlb_security_group) if (attached or lb is None) else None
+    if group is not None and (lb is None or group["GroupId"] in attached):
+        return group["GroupId"]
+    if lb is None and ctx.params.nlb.security_group:
+        return NLB_GROUP_PLACEHOLDER
+    return None
+
+
+def _ensure_nlb_security_group(ctx: Context, plan: Plan, lb: dict | None) -> str | None:
+    """The NLB's own group. V2 link: it admits the listener ports from the link's group (the link's interfaces
+    send from it, not over PrivateLink). V1 link: no inbound rule; the link reaches the NLB over PrivateLink and
+    the runbook turns inbound-rule evaluation for PrivateLink traffic off (see _ensure_privatelink_setting)."""
+    if not nlb_group_wanted(ctx, lb):
+        if ctx.params.nlb.type == "network" and ctx.params.nlb.security_group and lb is not None:
+            plan.add(f"NLB {ctx.names.nlb} security group", "none", "none (created without one)", "none",
+                     "AWS attaches security groups to an NLB only when it is created, so this NLB keeps admitting "
+                     "traffic by the NLB subnets' CIDRs; to use a group, `runbook destroy` and apply again (the "
+                     "NLB, its VPC link and the API's integration are recreated; expect a few minutes without "
+                     "service), or set nlb.security_group: false to accept today's shape")
+        return None
+    group_id = ensure_security_group(ctx, plan, ctx.names.nlb_security_group,
+                                     "the internal NLB's own group; the instances admit traffic only from it")
+    if ctx.params.vpc_link.version == 2:
+        link_group = link_security_group(ctx, plan)
+        wanted = {(p.listener_port, p.listener_port, link_group or "<VPC link security group>")
+                  for p in exposed_ports(ctx)}
+        ensure_ingress(ctx, plan, group_id, "listener from the VPC link", wanted,
+                       "only the V2 VPC link's interfaces reach the NLB")
+    else:
+        ensure_ingress(ctx, plan, group_id, "NLB", set(), "a V1 link arrives over PrivateLink, not by a rule")
+    return group_id
+
+
+def _ensure_privatelink_setting(ctx: Context, lb: dict | None, group_id: str | None, plan: Plan) -> None:
+    """V1 link to an NLB with a group: EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off. With it on (AWS's
+    default) the NLB's inbound rules judge the link's PrivateLink traffic, and without a rule for the NLB's own
+    addresses every request times out; off admits the link with no inbound rule at all, so nothing else in the
+    VPC reaches the NLB."""
+    if group_id is None or ctx.params.vpc_link.version != 1:
+        return
+    current = (lb or {}).get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic") if lb else None
+    label = "NLB inbound rules on PrivateLink traffic"
+    if current == "off":
+        plan.add(label, "none", "off", "off", "already off")
+        return
+    if plan.add(label, "update" if current else "create", current or "on (AWS default)", "off",
+                "the V1 VPC link reaches the NLB over PrivateLink; off admits it without an inbound rule, so the "
+                "NLB's group admits nothing else") and lb is not None:
+        groups = sorted(set(lb.get("SecurityGroups") or []) | ({group_id} if group_id.startswith("sg-") else set()))
+        ctx.aws.elbv2.set_security_groups(LoadBalancerArn=lb["LoadBalancerArn"], SecurityGroups=groups,
+                                          EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic="off")
+
+
+def _ensure_load_balancer(ctx: Context, world: World, plan: Plan, alb_group: str | None = None,
+                          nlb_group: str | None = None, lb: dict | None = None) -> dict | None:
     aws, names = ctx.aws, ctx.names
     subnets = desired_subnets(ctx, world)
     kind = ctx.params.nlb.type
     label = _lb_label(ctx)
-    lb = find_load_balancer(ctx)
     if lb is None:
         why = ("a V2 VPC link reaches an internal ALB, which gives each task a dynamic host port or IP"
                if kind == "application" else
                "the VPC link needs an internal NLB in the AZs where the cluster runs")
         if plan.add(label, "create", None, f"internal {kind}, subnets {subnets}", why):
-            extra = {"SecurityGroups": [alb_group]} if kind == "application" else {}
+            group = alb_group if kind == "application" else nlb_group
+            extra = {"SecurityGroups": [group]} if group else {}
             lb = aws.elbv2.create_load_balancer(Name=names.nlb, Subnets=subnets, Scheme="internal", Type=kind,
                                                 IpAddressType="ipv4", Tags=names.tag_list(),
                                                 **extra)["LoadBalancers"][0]
         return lb
+    attached = lb.get("SecurityGroups") or []
+    if nlb_group and nlb_group.startswith("sg-") and attached and nlb_group not in attached:
+        groups = sorted({*attached, nlb_group})
+        if plan.add(f"{label} security groups", "update", attached, groups,
+                    "the NLB must be in its own group, which the instances admit"):
+            v1 = ctx.params.vpc_link.version == 1
+            off = {"EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off"} if v1 else {}
+            aws.elbv2.set_security_groups(LoadBalancerArn=lb["LoadBalancerArn"], SecurityGroups=groups, **off)
+            lb = dict(lb, SecurityGroups=groups, **off)
     current = sorted(az["SubnetId"] for az in lb.get("AvailabilityZones", []))
     if lb["Scheme"] != "internal" or lb["Type"] != kind:
         raise StepFailed(f"{names.nlb} is {lb['Scheme']} {lb['Type']}; it must be an internal {kind} load "
@@ -295,12 +376,16 @@ def _ensure_listeners(ctx: Context, lb: dict | None, groups: dict[int, dict], pl
 def converge(ctx: Context, world: World) -> Plan:
     """Plan (and in apply mode make) the NLB, cross-zone, target groups and listeners."""
     plan = Plan(apply=ctx.apply)
-    alb_group = None
+    alb_group = nlb_group = None
+    existing = find_load_balancer(ctx)
     if ctx.params.nlb.type == "application":
         alb_group = _ensure_alb_security_group(ctx, plan)
-    elif ctx.params.vpc_link.version == 2:
-        link_security_group(ctx, plan)
-    lb = _ensure_load_balancer(ctx, world, plan, alb_group)
+    else:
+        if ctx.params.vpc_link.version == 2:
+            link_security_group(ctx, plan)
+        nlb_group = _ensure_nlb_security_group(ctx, plan, existing)
+    lb = _ensure_load_balancer(ctx, world, plan, alb_group, nlb_group, existing)
+    _ensure_privatelink_setting(ctx, lb, nlb_group, plan)
     _ensure_cross_zone(ctx, lb, plan)
     groups = _ensure_target_groups(ctx, plan)
     _ensure_listeners(ctx, lb, groups, plan)
