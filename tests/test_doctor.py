@@ -90,8 +90,15 @@ class Chain:
 def delete_security_group_rule(c: Chain) -> None:
     rules = c.ec2.describe_security_group_rules(
         Filters=[{"Name": "tag:runbook:environment", "Values": [ENV]}])["SecurityGroupRules"]
-    rule = sorted(rules, key=lambda r: r["CidrIpv4"])[0]
+    # the instances' rule from the NLB's own group (a CIDR rule per NLB subnet without one)
+    rule = sorted(rules, key=lambda r: r.get("CidrIpv4") or "")[0]
     c.ec2.revoke_security_group_ingress(GroupId=rule["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+
+
+def enforce_privatelink_inbound_rules(c: Chain) -> None:
+    lb = c.lb
+    c.elbv2.set_security_groups(LoadBalancerArn=lb["LoadBalancerArn"], SecurityGroups=lb["SecurityGroups"],
+                                EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic="on")
 
 
 def change_listener_port(c: Chain) -> None:
@@ -199,6 +206,8 @@ class Fault:
 
 FAULTS = [
     Fault("security group rule deleted", delete_security_group_rule, {"security_group"}, (504, "security_group")),
+    Fault("NLB group judges PrivateLink traffic", enforce_privatelink_inbound_rules, {"nlb"},
+          (504, "security_group")),
     Fault("listener port changed", change_listener_port, {"listener"}, (500, "listener")),
     Fault("listener forwards to another target group", forward_listener_elsewhere, {"listener"}, (500, "targets")),
     Fault("stage variable names another link", point_stage_variable_elsewhere, {"stage"}, (500, "stage")),
