@@ -195,9 +195,11 @@ def test_security_group_drop_times_out_like_dropped_packets(applied, monkeypatch
         assert json.loads(body) == {"message": "Endpoint request timed out"}
     finally:
         for rule in rules:
+            source = ({"UserIdGroupPairs": [{"GroupId": rule["ReferencedGroupInfo"]["GroupId"]}]}
+                      if rule.get("ReferencedGroupInfo") else {"IpRanges": [{"CidrIp": rule["CidrIpv4"]}]})
             ec2.authorize_security_group_ingress(GroupId=rule["GroupId"], IpPermissions=[{
                 "IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"],
-                "IpRanges": [{"CidrIp": rule["CidrIpv4"]}]}])
+                **source}])
 
 
 def test_v2_link_to_an_alb_with_dynamic_ports_reaches_the_service(applied, tmp_path):

@@ -42,7 +42,7 @@ def test_destroy_without_yes_only_plans(sandbox, applied):
 
 def test_destroy_yes_removes_everything_tagged_and_nothing_else(sandbox, applied):
     assert counts(sandbox) == {**NOTHING, "load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1,
-                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 2}
+                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 1}
     result = run("destroy", LOCAL, yes=True)
     rec = record(result)
     assert result.exit_code == 0 and rec["status"] == "succeeded", rec.get("error")

@@ -67,7 +67,7 @@ def test_apply_killed_leaves_no_duplicate(sandbox, where, reached):
     assert not (run_dir / "run.json").exists()  # it really died mid-run
     found = counts(sandbox)
     assert all(found[kind] <= 1 for kind in AT_MOST_ONE), owned(sandbox)
-    assert found["target_groups"] <= 1 and found["security_group_rules"] <= 2, owned(sandbox)
+    assert found["target_groups"] <= 1 and found["security_group_rules"] <= 1, owned(sandbox)
     assert found["lock"] == 1  # the dead run's lock is left behind; the next apply on this host takes it over
 
 
@@ -77,7 +77,7 @@ def test_apply_after_the_crashes_converges_to_exactly_one_of_each(sandbox):
     assert result.exit_code == 0 and rec["status"] == "succeeded", rec.get("error")
     assert rec["lock"]["took_over"]["command"] == "apply"  # the stale lock of the last killed run
     assert counts(sandbox) == {"load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1,
-                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 2, "lock": 0}
+                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 1, "lock": 0}
     assert rec["checks"] and {c["status"] for c in rec["checks"]} <= {"pass", "skip", "warn"}
     verify = run("verify", LOCAL)
     assert verify.exit_code == 0, [c for c in record(verify)["checks"] if c["status"] == "fail"]

@@ -61,6 +61,10 @@ def load_balancer_body(lb: dict, refs: Refs) -> dict:
     if lb["Type"] == "network":
         # Off by default for NLBs; the runbook turns it on, so say so or Terraform would turn it off.
         body["enable_cross_zone_load_balancing"] = attributes.get("load_balancing.cross_zone.enabled") == "true"
+        # Set only with security groups; the runbook turns it off for a V1 link (AWS's default is on).
+        if lb.get("SecurityGroups") and lb.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"):
+            body["enforce_security_group_inbound_rules_on_private_link_traffic"] = lb[
+                "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"]
     if attributes.get("deletion_protection.enabled") == "true":
         body["enable_deletion_protection"] = True
     return _with_tags(_compact(body), lb.get("Tags"))
