@@ -49,8 +49,8 @@ def test_destroy_yes_removes_everything_tagged_and_nothing_else(sandbox, applied
     assert counts(sandbox) == NOTHING, owned(sandbox)
     assert world(sandbox) == applied  # same VPC, subnets, instances, groups, domain, other API and its mapping
     operations = [c["operation"] for c in rec["changes"]]
-    # the safe order: front door first, the NLB last, and the VPC link gone before the NLB
-    assert operations[0] == "DeleteBasePathMapping" and operations[-1] == "DeleteLoadBalancer"
+    # the safe order: front door first, then the NLB, then its own security group; the VPC link before the NLB
+    assert operations[0] == "DeleteBasePathMapping" and operations[-2:] == ["DeleteLoadBalancer", "DeleteSecurityGroup"]
     assert operations.index("UpdateService") < operations.index("DeleteService")
     assert operations.index("DeleteVpcLink") < operations.index("DeleteLoadBalancer")
     assert rec["lock"]["parameter"] == "/vpclink-runbooks/local/lock" and rec["lock"]["took_over"] is None

@@ -342,7 +342,7 @@ def test_security_groups_the_runbook_created_are_exported_with_references(export
     assert other["GroupId"] not in {i for _, i in found}
     assert by_type["aws_vpc_security_group_ingress_rule"].count(rule["SecurityGroupRuleId"]) == 1
     blocks = resources(parsed)
-    (group_address,) = [a for a in blocks if a.startswith("aws_security_group.")]
+    (group_address,) = [a for a in blocks if a.startswith("aws_security_group.") and a.endswith("_vpclink")]
     (rule_body,) = [b for a, b in blocks.items() if a.startswith("aws_vpc_security_group_ingress_rule.")
                     and b["from_port"] == 443]
     assert rule_body["security_group_id"] == f"${{{group_address}.id}}"
