@@ -9,7 +9,9 @@ on. CHANGES lists, per mutation, each read it changes and how:
 - ("append", read, params, list_key): a kept list answer of that read gains the created item;
 - ("forget", read, keys): kept answers of that read naming the same values for `keys` are forgotten;
 - ("extend", items): resources the mutation changed, by identity, with values to add to their list fields
-  wherever a kept answer holds them (a new listener's target groups list its load balancer).
+  wherever a kept answer holds them (a new listener's target groups list its load balancer);
+- ("update", items): resources the mutation changed, by identity, with the values that replace theirs wherever
+  a kept answer holds them (SetSecurityGroups: the load balancer's groups and PrivateLink setting).
 
 A mutation not listed here forgets every kept answer of its service that names anything it names or
 answered (run_inventory.RunInventory._forget): coarse, and always safe.
@@ -60,6 +62,28 @@ def _forwarded_groups(p: dict, a: dict) -> list[dict]:
     return [{"TargetGroupArn": arn, "LoadBalancerArns": [p["LoadBalancerArn"]]} for arn in sorted(arns)]
 
 
+def _security_group(p: dict, a: dict) -> Rows:
+    """A new group is what the finder (aws.ec2.security_group) reads by VPC and name, with no ingress rule yet."""
+    tags = [t for spec in p.get("TagSpecifications", []) if spec.get("ResourceType") == "security-group"
+            for t in spec.get("Tags", [])]
+    group = {"GroupId": a["GroupId"], "GroupName": p["GroupName"], "Description": p.get("Description", ""),
+             "VpcId": p.get("VpcId"), "Tags": tags, "IpPermissions": []}
+    return [("DescribeSecurityGroups", {"Filters": [{"Name": "vpc-id", "Values": [p.get("VpcId")]},
+                                                    {"Name": "group-name", "Values": [p["GroupName"]]}]},
+             {"SecurityGroups": [group]}),
+            ("DescribeSecurityGroupRules", {"Filters": [{"Name": "group-id", "Values": [a["GroupId"]]}]},
+             {"SecurityGroupRules": []})]
+
+
+def _load_balancer_groups(p: dict, a: dict) -> list[dict]:
+    """SetSecurityGroups answers the load balancer's groups (and, for an NLB, its PrivateLink setting)."""
+    item = {"LoadBalancerArn": p["LoadBalancerArn"], "SecurityGroups": a.get("SecurityGroupIds", p["SecurityGroups"])}
+    if a.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"):
+        item["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"] = a[
+            "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"]
+    return [item]
+
+
 def _api_item(read: str, keys: tuple[str, ...]) -> Callable[[dict, dict], Rows]:
     def rows(p: dict, a: dict) -> Rows:
         return [(read, {k: p[k] for k in keys}, a)]
@@ -103,6 +127,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "elbv2.CreateLoadBalancer": {"same": _load_balancer, "append": [("DescribeLoadBalancers", "LoadBalancers")]},
     "elbv2.CreateTargetGroup": {"same": _target_group, "append": [("DescribeTargetGroups", "TargetGroups")]},
     "elbv2.ModifyLoadBalancerAttributes": {"same": _attributes},
+    "elbv2.SetSecurityGroups": {"update": _load_balancer_groups},
+    "ec2.CreateSecurityGroup": {"same": _security_group},
     "elbv2.CreateListener": {"append": [("DescribeListeners", "Listeners", "LoadBalancerArn")],
                              "extend": _forwarded_groups},
     "ecs.RegisterTaskDefinition": {"same": _task_definition},
@@ -150,7 +176,8 @@ def after(service: str, operation: str, params: dict, answer: dict) -> dict | No
         appends.append((service, read, list_key, read_params, items))
     forgets = [(*split(read), {k: params.get(k) for k in keys}) for read, keys in spec.get("forget", [])]
     extend = spec["extend"](params, answer) if "extend" in spec else []
-    return {"same": same, "append": appends, "forget": forgets, "extend": extend}
+    update = spec["update"](params, answer) if "update" in spec else []
+    return {"same": same, "append": appends, "forget": forgets, "extend": extend, "update": update}
 
 
 def _created_item(answer: dict) -> dict:

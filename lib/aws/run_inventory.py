@@ -206,6 +206,8 @@ class RunInventory:
                     self._append(self._row(read_service, read, read_params, 200, answer))
                 if spec["extend"]:
                     self._append({"update": {"service": service, "items": spec["extend"], "extend": True}})
+                if spec.get("update"):
+                    self._append({"update": {"service": service, "items": spec["update"]}})
                 for read_service, read, list_key, scope, items in spec["append"]:
                     kept = self._answers.get(self._key(read_service, read, scope))
                     if kept is not None and kept["status"] < 300 and isinstance(kept["parsed"].get(list_key), list):
