@@ -45,16 +45,20 @@ WILDCARD_BY_CHOICE = {
 
 
 
+def _nlb_group(params: Params) -> bool:
+    return params.nlb.type == "network" and params.nlb.security_group
+
+
 def _creates_groups(params: Params) -> bool:
-    return params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc
+    return params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc or _nlb_group(params)
 
 
 # Actions only some paths call: an environment on another path is not granted them.
 PATH_ACTIONS = {
-    "ec2:CreateSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
-    "ec2:DeleteSecurityGroup": ("the runbook's own groups: VPC link V2, ALB, awsvpc tasks", _creates_groups),
-    "elasticloadbalancing:SetSecurityGroups": ("an application load balancer",
-                                               lambda params: params.nlb.type == "application"),
+    "ec2:CreateSecurityGroup": ("the runbook's own groups: NLB, VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "ec2:DeleteSecurityGroup": ("the runbook's own groups: NLB, VPC link V2, ALB, awsvpc tasks", _creates_groups),
+    "elasticloadbalancing:SetSecurityGroups": ("an application load balancer, or an NLB with its own group",
+                                               lambda params: params.nlb.type == "application" or _nlb_group(params)),
 }
 # Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
 NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
