@@ -53,6 +53,8 @@ def lifecycle(sandbox):
         touched.update(ARN.findall(call["resource"]))
         touched.update(f"{prefix}:security-group/{g}" for g in re.findall(r"GroupId=(sg-\w+)", call["resource"]))
         touched.update(f"{prefix}:security-group-rule/{r}" for r in re.findall(r"id=(sgr-\w+)", call["resource"]))
+        if call["operation"] == "CreateSecurityGroup":  # AWS authorizes it against the VPC too
+            touched.add(f"{prefix}:vpc/{params.vpc_id}")
     touched.add(f"arn:aws:ssm:{params.region}:{params.account_id}:parameter{lock.parameter_name(params.environment)}")
     return params, calls, touched
 
@@ -340,3 +342,18 @@ def test_preflight_reads_are_scoped_to_the_task(monkeypatch, tmp_path):
     assert {"iam:GetRole", "ssm:DescribeParameters"} <= granted
     other = load_params(write_params(tmp_path, service__image="999999999999.dkr.ecr.eu-west-2.amazonaws.com/x:1"))
     assert "ecr:DescribeImages" not in {a for s in policy.policy_document(other)["Statement"] for a in s["Action"]}
+
+
+def test_security_group_conditions_hold_for_the_run(lifecycle):
+    """The ec2:Vpc condition is true for every group the run authorized or revoked ingress on (the instances'
+    groups and ours are in the env's VPC), so the scoped statements allow what a real run does."""
+    params, calls, _ = lifecycle
+    [statement] = [s for s in policy.policy_document(params)["Statement"]
+                   if s["Sid"] == "ChangeIngressOfGroupsInEnvVpc"]
+    vpc_arn = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
+    changed = {g for c in calls if c["operation"] in ("AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress")
+               for g in re.findall(r"GroupId=(sg-\w+)", c["resource"])}
+    assert changed, "the run changed no security group ingress"
+    ec2 = boto3.Session(region_name=params.region).client("ec2")
+    for group in ec2.describe_security_groups(GroupIds=sorted(changed))["SecurityGroups"]:
+        assert f"arn:aws:ec2:{params.region}:{params.account_id}:vpc/{group['VpcId']}" == vpc_arn, group["GroupId"]
