@@ -108,6 +108,20 @@ def _choose(account_id: str, region: str, lb: Any, tg: Any, client_az: str | Non
     return elbv2.choose_target(account_id, region, lb, tg, client_az)
 
 
+def _lb_groups_refuse(account_id: str, region: str, ec2: Any, version: str, lb: Any, link: Any,
+                      port: int) -> str | None:
+    """Why the load balancer's own groups drop the link's traffic on `port`, or None when they let it in."""
+    if not lb.security_groups:
+        return None
+    if version == "V1" and _privatelink_refused(account_id, region, ec2, lb, port):
+        return (f"the NLB's groups {', '.join(lb.security_groups)} evaluate inbound rules on PrivateLink traffic "
+                "(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic on) and none admits TCP "
+                f"{port} from the NLB's addresses, where it arrives")
+    if version == "V2" and not _link_admitted(ec2, lb, link, port):
+        return f"the load balancer's groups {', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}"
+    return None
+
+
 def _privatelink_refused(account_id: str, region: str, ec2: Any, lb: Any, port: int) -> bool:
     """A V1 link reaches its NLB over PrivateLink. With inbound-rule evaluation for PrivateLink traffic on (AWS's
     default for an NLB with groups) the NLB's inbound rules judge that traffic; it arrives from the NLB's own
@@ -161,13 +175,9 @@ def forward_for(account_id: str, region: str, integ: dict, connection_id: str, u
     if not _lb_active(lb):
         raise Fail("INTEGRATION_FAILURE", "nlb", f"load balancer {lb.name} is {lb.state}")
     ec2 = _ec2(account_id, region)
-    if version == "V1" and lb.security_groups and _privatelink_refused(account_id, region, ec2, lb, port):
-        return Forward("security_group", timeout_ms, drop=f"the NLB's groups {', '.join(lb.security_groups)} "
-                       "evaluate inbound rules on PrivateLink traffic (EnforceSecurityGroupInboundRulesOnPrivate"
-                       f"LinkTraffic on) and none admits TCP {port} from the NLB's addresses, where it arrives")
-    if version == "V2" and lb.security_groups and not _link_admitted(ec2, lb, link, port):
-        return Forward("security_group", timeout_ms, drop=f"the load balancer's groups "
-                       f"{', '.join(lb.security_groups)} admit no TCP {port} from VPC link {link.id}")
+    refused = _lb_groups_refuse(account_id, region, ec2, version, lb, link, port)
+    if refused:
+        return Forward("security_group", timeout_ms, drop=refused)
     listener = next((ls for ls in lb.listeners.values() if int(ls.port) == port), None)
     if listener is None:
         raise Fail("INTEGRATION_FAILURE", "listener", f"load balancer {lb.name} has no listener on port {port}")

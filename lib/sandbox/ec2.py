@@ -2,7 +2,7 @@
 
 EC2
 - Deleting a security group that a network interface uses (a deleted load balancer's too, until AWS releases
-  it: elbv2.release_lingering), or that another group's rule references, fails with DependencyViolation
+  it: elbv2_groups.release_lingering), or that another group's rule references, fails with DependencyViolation
   (moto: deletes it).
 """
 
@@ -56,7 +56,7 @@ def _install_security_groups() -> None:
     def delete_security_group(orig: Any) -> Any:
         def f(self: Any, name: str | None = None, group_id: str | None = None) -> None:
             with LOCK:
-                from .elbv2 import release_lingering
+                from .elbv2_groups import release_lingering
 
                 release_lingering(self)
                 if group_id:
