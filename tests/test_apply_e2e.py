@@ -89,10 +89,10 @@ def test_apply_creates_the_whole_chain_matching_params(sandbox, applied):
     assert container["secrets"] == [{"name": "CONNECTION_STRING",
                                      "valueFrom": "arn:aws:ssm:eu-west-2:123456789012:parameter/orders/db"}]
     assert {"name": "LOG_LEVEL", "value": "info"} in container["environment"]
-    nlb_cidrs = sorted(c["subnets"][s]["CidrBlock"] for s in world["subnet_ids"])
-    assert sorted(r["CidrIpv4"] for r in c["rules"]) == nlb_cidrs
+    # one rule, from the NLB's own group (nlb.security_group, the default), not from its subnets' CIDRs
+    assert [(r.get("ReferencedGroupInfo") or {}).get("GroupId") for r in c["rules"]] == c["lb"]["SecurityGroups"]
     assert all((r["FromPort"], r["ToPort"], r["IsEgress"]) == (10000, 10000, False) for r in c["rules"])
-    assert all(r["CidrIpv4"] != "0.0.0.0/0" for r in c["rules"])
+    assert all(r.get("CidrIpv4") is None for r in c["rules"])
     svc = c["service"]
     assert svc["runningCount"] == svc["desiredCount"] == 2
     assert svc["loadBalancers"][0]["targetGroupArn"] == tg["TargetGroupArn"]

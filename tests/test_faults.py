@@ -13,7 +13,7 @@ from .lifecycle import LOCAL, counts, record
 pytestmark = pytest.mark.notebooks
 
 ONE_OF_EACH = {"load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1, "ecs_services": 1,
-               "task_definitions": 1, "security_group_rules": 2, "lock": 0}
+               "task_definitions": 1, "security_group_rules": 1, "lock": 0}
 
 
 def test_apply_converges_with_a_fifth_of_all_calls_throttled(sandbox):

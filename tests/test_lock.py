@@ -79,7 +79,7 @@ def test_two_concurrent_applies_exactly_one_proceeds(sandbox):
     assert "local is locked by apply run" in refused and "on host " in refused and " since " in refused
     assert "runbook unlock" in refused and "REFUSED" in refused
     assert counts(sandbox) == {"load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1,
-                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 2, "lock": 0}
+                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 1, "lock": 0}
 
 
 def test_destroy_is_refused_while_an_apply_holds_the_lock(sandbox, ssm):

@@ -59,7 +59,8 @@ def test_apply_and_verify_another_teams_world(sandbox, other_world, tmp_path):
     rules = [r for r in s.client("ec2").describe_security_group_rules()["SecurityGroupRules"]
              if any(t["Key"] == "runbook:environment" and t["Value"] == "qa" for t in r.get("Tags", []))]
     assert sorted({r["FromPort"] for r in rules}) == [18080, 18081, 18082]
-    assert len(rules) == 3 * 3  # three host ports, each from the three NLB subnets only
+    assert len(rules) == 3  # three host ports, each from the NLB's own group only
+    assert all(r.get("ReferencedGroupInfo") and not r.get("CidrIpv4") for r in rules)
     mappings = s.client("apigateway").get_base_path_mappings(domainName=spec.domain_name)["items"]
     assert {m["basePath"] for m in mappings} == {"ledger", "billing"}
     svc = s.client("ecs").describe_services(cluster=spec.cluster, services=["billing"])["services"][0]

@@ -189,7 +189,7 @@ def test_v2_nlb_awsvpc_apply_verify_findings_destroy(sandbox, awsvpc_params):
     assert svc["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] == [task_sg]
     rules = [r for r in ec2.describe_security_group_rules()["SecurityGroupRules"] if r["GroupId"] == task_sg
              and not r["IsEgress"]]
-    assert sorted(r["CidrIpv4"] for r in rules) == sorted(cidrs[sn] for sn in lb_subnets)
+    assert [(r.get("ReferencedGroupInfo") or {}).get("GroupId") for r in rules] == lb["SecurityGroups"]
     assert {(r["FromPort"], r["ToPort"]) for r in rules} == {(8080, 8080)}
 
     planned = run("plan", str(awsvpc_params))
