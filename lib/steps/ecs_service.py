@@ -203,8 +203,8 @@ def _ensure_task_security_group(ctx: Context, world: World, plan: Plan) -> str |
         alb_group = find_security_group(ctx, ctx.names.alb_security_group)
         sources = [alb_group["GroupId"] if alb_group else "<ALB security group>"]
         why = "only the ALB's security group reaches the tasks"
-    elif nlb_security_group(ctx):
-        sources = [nlb_security_group(ctx)]
+    elif nlb_group := nlb_security_group(ctx):
+        sources = [nlb_group]
         why = "only the NLB's own security group reaches the tasks"
     else:
         sources = nlb_subnet_cidrs(ctx, world)
