@@ -60,8 +60,10 @@ def test_lab_apply_takes_and_releases_the_lock_and_seals_a_record(sandbox, tmp_p
                 _run_all_cells(page, sum(c.cell_type == "code" for c in nb.cells))
                 errors = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output.jp-mod-error")
                 assert errors.count() == 0, errors.all_inner_texts()
-                # Sealed once the browser's autosave stores the final cell's output (post_save_hook).
-                deadline = time.monotonic() + 30
+                # Sealed once the browser's autosave stores the final cell's output (post_save_hook). JupyterLab
+                # stretches the autosave interval to 10x the last save's duration (SaveHandler), so on a loaded
+                # machine a 3 s save puts the next one 30 s away: wait for more than a few of those.
+                deadline = time.monotonic() + 120
                 records = []
                 while not records and time.monotonic() < deadline:
                     time.sleep(0.5)
