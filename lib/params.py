@@ -91,6 +91,13 @@ class Params(_Strict):
                     f"the ARN is in account {account} but account_id is {self.account_id}; "
                     "reference a secret of this account",
                 )
+        role = self.service.execution_role
+        if role.startswith("arn:") and role.split(":")[4] != self.account_id:
+            raise _FieldError(
+                "service.execution_role",
+                f"the role is in account {role.split(':')[4]} but account_id is {self.account_id}; ECS tasks "
+                "assume an execution role of their own account: give a role name or an ARN of this account",
+            )
         if self.role_arn and self.role_arn.split(":")[4] != self.account_id:
             raise _FieldError(
                 "role_arn",
@@ -252,6 +259,8 @@ def _explain(error: dict) -> tuple[str, str]:
             "environment": "dev (lower-case letters, digits, '-')", "name": "orders (lower-case letters, digits, '-')",
             "subnets": "subnet-0a1b2c3d", "domain_name": "api.example.com", "stage": "prod",
             "cluster": "dev-ecs", "role_arn": "arn:aws:iam::123456789012:role/deployer", "image": "repo/image:tag",
+            "execution_role": "ecsTaskExecutionRole (a role name) or arn:aws:iam::123456789012:role/path/name "
+                              "(a role with a path)",
         }
         key = next((str(p) for p in reversed(loc) if isinstance(p, str)), field)
         example = examples.get(key)

@@ -7,6 +7,7 @@ import json
 import re
 from functools import cache
 
+from vpclink_runbooks.aws import task_needs
 from vpclink_runbooks.errors import RunbookError
 from vpclink_runbooks.names import Names
 from vpclink_runbooks.params import Params
@@ -15,7 +16,8 @@ from vpclink_runbooks.run.lock import parameter_name
 # Every module whose code calls AWS; each declares the IAM actions it calls in PERMISSIONS, next to its code.
 STEP_MODULES = ("steps.inspect", "steps.load_balancer", "steps.vpc_link", "steps.ecs_service", "steps.api", "checks",
                 "repair", "steps.destroy", "run.lock", "export",
-                "aws.ec2", "aws.elbv2", "aws.ecs", "aws.apigateway", "aws.vpclinks")  # the finders the others share
+                "aws.ec2", "aws.elbv2", "aws.ecs", "aws.apigateway", "aws.vpclinks",  # the finders the others share
+                "aws.task_needs")  # pre-flight's reads of what the tasks need
 # boto3 service name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "apigatewayv2": "apigateway"}
 # API Gateway's IAM actions are the HTTP verbs of its REST API (apigateway:GET ...), not operation names.
@@ -56,17 +58,18 @@ def _creates_groups(params: Params) -> bool:
             or _nlb_has_group(params))
 
 
+def _secrets_of(params: Params, service: str) -> list[str]:
+    return [arn for arn in params.service.secrets.values() if arn.split(":")[2] == service]
+
+
 def _secretsmanager_secrets(params: Params) -> list[str]:
-    return [arn for arn in params.service.secrets.values() if arn.split(":")[2] == "secretsmanager"]
-
-
-# The image's registry, when it is an ECR repository: (account, region, repository name).
-ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+    return _secrets_of(params, "secretsmanager")
 
 
 def _own_ecr_repository(params: Params) -> tuple[str, str, str] | None:
-    match = ECR_IMAGE.match(params.service.image)
-    return match.groups() if match and match.group(1) == params.account_id else None
+    """(account, region, repository) of an image in this account's ECR, else None."""
+    ref = task_needs.ecr_image(params)
+    return ref[:3] if ref else None
 
 
 GROUPS_PATH = "the runbook's own groups: VPC link V2, ALB, NLB with a security group, awsvpc tasks"
@@ -82,6 +85,11 @@ PATH_ACTIONS = {
                                       lambda params: bool(_secretsmanager_secrets(params))),
     "ecr:DescribeImages": ("an image in this account's ECR (pre-flight reads its tag)",
                            lambda params: _own_ecr_repository(params) is not None),
+    "ssm:DescribeParameters": ("a task with SSM parameter secrets (pre-flight reads that each one exists)",
+                               lambda params: bool(_secrets_of(params, "ssm"))),
+    "iam:GetRole": ("a task definition with an execution role (secrets, or Fargate): pre-flight reads it",
+                    task_needs.uses_execution_role),
+    "iam:PassRole": ("a task definition with an execution role (secrets, or Fargate)", task_needs.uses_execution_role),
 }
 # Declared (the runbook calls them) but never granted: AWS authorizes them without any permission.
 NO_PERMISSION_NEEDED = {"sts:GetCallerIdentity": "AWS answers GetCallerIdentity whatever the caller's policies"}
@@ -161,14 +169,8 @@ def _variables(params: Params) -> dict[str, str]:
         "TaskDefinitionFamilyName": names.task_family, "TaskDefinitionRevisionNumber": "*",
         "ParameterNameWithoutLeadingSlash": parameter_name(params.environment).lstrip("/"),
         "SecurityGroupId": "*", "SecurityGroupRuleId": "*",
-        "RoleNameWithPath": _execution_role_name(), "VpcId": params.vpc_id,
+        "RoleNameWithPath": task_needs.execution_role_name(params), "VpcId": params.vpc_id,
     }
-
-
-def _execution_role_name() -> str:
-    from vpclink_runbooks.steps.ecs_service import DEFAULT_EXECUTION_ROLE
-
-    return DEFAULT_EXECUTION_ROLE
 
 
 def _tags(params: Params, key: str) -> dict[str, str]:
@@ -217,7 +219,7 @@ def _secret_arns(params: Params) -> list[str]:
     -?????? (the suffix Secrets Manager adds to every secret name)."""
     arns = set()
     for arn in _secretsmanager_secrets(params):
-        parts = arn.split(":")
+        parts = task_needs.secret_id(arn).split(":")
         name = parts[6]
         if not re.search(r"-[A-Za-z0-9]{6}$", name):
             name += "-??????"

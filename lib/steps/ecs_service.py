@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from vpclink_runbooks.aws import ec2 as aws_ec2
 from vpclink_runbooks.aws import ecs as aws_ecs
-from vpclink_runbooks.aws import waits
+from vpclink_runbooks.aws import task_needs, waits
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused, StepFailed, WaitTimedOut
 from vpclink_runbooks.plan import Plan
@@ -30,7 +30,6 @@ PERMISSIONS = [
     "ec2:CreateTags", "ec2:DescribeSubnets", "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTargetGroups", "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup",
 ]
-DEFAULT_EXECUTION_ROLE = "ecsTaskExecutionRole"
 
 
 # ---- task definition ---------------------------------------------------------------------------------
@@ -69,10 +68,8 @@ def current_task_definition(ctx: Context) -> dict | None:
 
 
 def _execution_role(ctx: Context) -> str | None:
-    # Fargate pulls the image (ECR) and resolves secrets with the execution role; EC2 needs it for secrets only.
-    if not ctx.params.service.secrets and ctx.params.service.launch_type != "FARGATE":
-        return None
-    return f"arn:aws:iam::{ctx.params.account_id}:role/{DEFAULT_EXECUTION_ROLE}"
+    """service.execution_role's ARN when the task definition uses one (task_needs.uses_execution_role)."""
+    return task_needs.execution_role_arn(ctx.params) if task_needs.uses_execution_role(ctx.params) else None
 
 
 def ensure_task_definition(ctx: Context, plan: Plan) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from vpclink_runbooks.aws import task_needs
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused
 
@@ -235,6 +236,7 @@ def preflight(ctx: Context, world: World) -> pd.DataFrame:
     _subnet_findings(ctx, world, add)
     _api_findings(ctx, world, add)
     _name_findings(ctx, world, add)
+    _task_findings(ctx, add)
     if not findings:
         add("info", "ready", f"{capacity} instance(s) in {', '.join(world.instance_azs)} can take the fixed host "
             f"port {p.service.host_port}" if p.fixed_host_port else
@@ -332,6 +334,13 @@ def _name_findings(ctx: Context, world: World, add) -> None:
     if other_lbs:
         add("error", "load balancer name taken", f"{names.nlb} exists and is not internal",
             "rename the environment or remove that load balancer")
+
+
+def _task_findings(ctx: Context, add) -> None:
+    """What the tasks need at start (secrets, execution role, image), read as metadata: a missing one would only
+    show minutes after apply as a service that keeps stopping tasks."""
+    for need in task_needs.missing(ctx.aws, ctx.params):
+        add("error", f"task cannot start: {need.field}", need.detail, need.fix)
 
 
 def require_clear(ctx: Context, findings: pd.DataFrame) -> str:
