@@ -16,6 +16,7 @@ from vpclink_runbooks.checks import HOPS, SEVERITIES, Inventory, Result, Undecla
 from vpclink_runbooks.names import Names
 from vpclink_runbooks.params import load_params, load_raw, parse_params
 from vpclink_runbooks.steps.api import FINGERPRINT_PREFIX, STAGE_VARIABLE, desired_integration, fingerprint
+from vpclink_runbooks.steps.inspect import World
 from vpclink_runbooks.steps.load_balancer import EPHEMERAL_RANGE, exposed_ports, health_check_drift
 
 from .conftest import ROOT
@@ -213,9 +214,28 @@ def broken_awsvpc() -> Inventory:
     return inv
 
 
+def smelly_local() -> Inventory:
+    """A working V1 chain with the quiet smells: the host port open to ::/0 and to the whole VPC, the other
+    type's load balancer of this environment internet-facing, a container port on the host the params omit."""
+    inv = healthy(LOCAL)
+    port = LOCAL.service.host_port
+    inv.all_rules += [
+        {"GroupId": "sg-inst", "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIpv6": "::/0",
+         "SecurityGroupRuleId": "sgr-v6"},
+        {"GroupId": "sg-inst", "IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "CidrIpv4": "10.0.0.0/8",
+         "SecurityGroupRuleId": "sgr-vpc"}]
+    other = {**inv.lb, "LoadBalancerName": f"{inv.names.base}-alb", "Type": "application",
+             "Scheme": "internet-facing", "LoadBalancerArn": inv.lb["LoadBalancerArn"].replace("/net/", "/app/")}
+    inv.world = World(vpc={"VpcId": LOCAL.vpc_id, "CidrBlock": "10.42.0.0/16", "CidrBlockAssociationSet": [
+        {"CidrBlock": "10.42.0.0/16", "CidrBlockState": {"State": "associated"}}]}, subnets=[], instances=[],
+        load_balancers=[inv.lb, other])
+    inv.task_definition["containerDefinitions"][0]["portMappings"].append({"containerPort": 9090, "hostPort": 9090})
+    return inv
+
+
 def judged() -> dict[str, list[Result]]:
     inventories = {"empty": Inventory(params=LOCAL, names=Names(LOCAL)), "broken local": broken_local(),
-                   "broken awsvpc": broken_awsvpc()}
+                   "broken awsvpc": broken_awsvpc(), "smelly local": smelly_local()}
     inventories.update({f"healthy {name}": healthy(p) for name, p in
                         (("local", LOCAL), ("v2 alb", V2_ALB), ("awsvpc", AWSVPC), ("cidr local", CIDR_LOCAL))})
     return {name: checks.run_checks(inv) for name, inv in inventories.items()}
@@ -287,6 +307,29 @@ def test_every_declared_id_is_emitted_by_some_judged_inventory(results):
     emitted = {r.id for found in results.values() for r in found}
     never = sorted(d.id for d in checks.DECLARED.values() if not any(d.matches(i) for i in emitted))
     assert never == [], f"declared but emitted by no judged inventory: {never}"
+
+
+def test_the_smells_warn_with_their_remedy_and_the_chain_still_verifies(results):
+    warned = {r.id: r for r in results["smelly local"] if r.status == "warn"}
+    assert set(warned) == {"security_group.open_to_ipv6_world", "security_group.open_to_vpc",
+                           "nlb.other_internet_facing", "task_definition.host_port_not_in_params"}, warned
+    assert "sgr-v6" in warned["security_group.open_to_ipv6_world"].detail
+    assert "10.0.0.0/8" in warned["security_group.open_to_vpc"].detail
+    assert "10.42.0.0/16" in warned["security_group.open_to_vpc"].detail
+    assert "local-orders-alb" in warned["nlb.other_internet_facing"].remedy
+    assert "9090->9090" in warned["task_definition.host_port_not_in_params"].detail
+    assert all(r.remedy for r in warned.values())
+    assert checks.verdict(results["smelly local"]).ok
+
+
+def test_a_subnet_cidr_rule_is_no_vpc_wide_smell():
+    """The NLB subnets' CIDR rules (an NLB without a group) are narrower than the VPC: no warning."""
+    inv = healthy(CIDR_LOCAL)
+    inv.world = smelly_local().world
+    assert {r["CidrIpv4"] for r in inv.all_rules} == {cidr for _, cidr in ZONES.values()}
+    assert "security_group.open_to_vpc" not in {r.id for r in checks.run_checks(inv)}
+    inv.all_rules.append({**inv.all_rules[0], "CidrIpv4": "10.42.0.0/16", "SecurityGroupRuleId": "sgr-vpc"})
+    assert "security_group.open_to_vpc" in {r.id for r in checks.run_checks(inv) if r.status == "warn"}
 
 
 def test_the_faults_fail_their_own_checks(results):

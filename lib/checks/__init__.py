@@ -43,6 +43,13 @@ from vpclink_runbooks.checks.task_definition import task_definition_ports
 from vpclink_runbooks.checks.security_group import security_group_admits_nlb
 
 # isort: split
+from vpclink_runbooks.checks.smells import (
+    host_ports_beyond_params,
+    internet_facing_load_balancers,
+    security_group_smells,
+)
+
+# isort: split
 from vpclink_runbooks.checks.service import UNASSUMABLE_ROLE, service_running, tasks_start
 
 # isort: split
@@ -53,10 +60,10 @@ from vpclink_runbooks.checks.verdict import Verdict, failed, first_broken_hop, r
 
 __all__ = [
     "CHECKS", "DECLARED", "HOPS", "PERMISSIONS", "PROBE_PATH", "REPAIRED_BY", "SEVERITIES", "UNASSUMABLE_ROLE",
-    "Declaration", "Inventory", "Result", "UndeclaredCheck", "Verdict", "check", "declaration",
-    "end_to_end", "failed", "fetch", "first_broken_hop", "integration_reaches_listener",
-    "listener_forwards_to_host_port", "mapping_points_at_stage", "nlb_active_internal", "record", "run_checks",
-    "security_group_admits_nlb", "service_running", "serving_targets", "stage_deployed_with_link", "table",
-    "target_group_health_check", "target_group_port", "targets_healthy", "task_definition_ports", "tasks_start",
-    "verdict", "vpc_link_available",
+    "Declaration", "Inventory", "Result", "UndeclaredCheck", "Verdict", "check", "declaration", "end_to_end",
+    "failed", "fetch", "first_broken_hop", "host_ports_beyond_params", "internet_facing_load_balancers",
+    "integration_reaches_listener", "listener_forwards_to_host_port", "mapping_points_at_stage",
+    "nlb_active_internal", "record", "run_checks", "security_group_admits_nlb", "security_group_smells",
+    "service_running", "serving_targets", "stage_deployed_with_link", "table", "target_group_health_check",
+    "target_group_port", "targets_healthy", "task_definition_ports", "tasks_start", "verdict", "vpc_link_available",
 ]
