@@ -250,6 +250,9 @@ def test_each_action_only_drift_or_repair_needs_fails_naming_it(enforced):
 def test_pass_role_is_needed_when_the_task_has_secrets(enforced, tmp_path):
     """The execution role that reads the secrets is handed to ECS: without iam:PassRole, apply fails naming it."""
     arn = f"arn:aws:ssm:{enforced.box.region}:{enforced.box.account_id}:parameter/orders/db-password"
+    # the parameter exists (pre-flight refuses a secret ARN that does not), so apply gets as far as the role
+    enforced.session().client("ssm").put_parameter(Name="/orders/db-password", Value="x", Type="SecureString",
+                                                   Overwrite=True)
     with_secrets = str(write_params(tmp_path, service__secrets={"DB_PASSWORD": arn}))
     problem = enforced.prove("iam:PassRole", "apply", params_path=with_secrets)
     assert problem is None, problem

@@ -53,6 +53,8 @@ def lifecycle(sandbox):
         touched.update(ARN.findall(call["resource"]))
         touched.update(f"{prefix}:security-group/{g}" for g in re.findall(r"GroupId=(sg-\w+)", call["resource"]))
         touched.update(f"{prefix}:security-group-rule/{r}" for r in re.findall(r"id=(sgr-\w+)", call["resource"]))
+        for repository in re.findall(r"repositoryName=(\S+)", call["resource"]):  # pre-flight's image read
+            touched.add(f"arn:aws:ecr:{params.region}:{params.account_id}:repository/{repository}")
         if call["operation"] == "CreateSecurityGroup":  # AWS authorizes it against the VPC too
             touched.add(f"{prefix}:vpc/{params.vpc_id}")
     touched.add(f"arn:aws:ssm:{params.region}:{params.account_id}:parameter{lock.parameter_name(params.environment)}")
@@ -73,10 +75,15 @@ def test_an_undeclared_call_is_named():
     assert policy.undeclared_calls(calls) == ["ec2.TerminateInstances -> ec2:TerminateInstances"]
 
 
-def test_every_declared_action_is_a_real_iam_action():
-    params = load_params(LOCAL)
+def test_every_declared_action_is_a_real_iam_action(tmp_path):
+    """Each action an environment needs scopes to its resources (PolicyError for an unknown or unscoped one);
+    the local env and one with a Secrets Manager secret between them need every granted action."""
+    local = load_params(LOCAL)
+    secret = f"arn:aws:secretsmanager:{local.region}:{local.account_id}:secret:orders/key-AbC123"
+    variants = [local, load_params(write_params(tmp_path, service__secrets={"KEY": secret}))]
     for action in policy.declared_actions():
-        assert policy.resources_for(action, params), action  # PolicyError for unknown or unscoped actions
+        scoped = [policy.resources_for(action, p) for p in variants if policy.needed(action, p)]
+        assert action in policy.NO_PERMISSION_NEEDED or (scoped and all(scoped)), action
 
 
 def test_every_recorded_call_is_declared(lifecycle):

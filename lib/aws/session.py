@@ -60,7 +60,7 @@ RUN_DIR_ENV = "RUNBOOK_RUN_DIR"
 _RESOURCE_KEYS = (
     "LoadBalancerArn", "ListenerArn", "TargetGroupArn", "GroupId", "SecurityGroupRuleIds",
     "restApiId", "vpcLinkId", "domainName", "service", "serviceName", "family", "taskDefinition",
-    "Name", "name", "Names", "ResourceArns", "resourceArn", "cluster",
+    "Name", "name", "Names", "ResourceArns", "resourceArn", "cluster", "SecretId", "RoleName", "repositoryName",
 )
 
 
