@@ -16,11 +16,12 @@ def _run(args) -> int:
     from vpclink_runbooks.present import terminal
     from vpclink_runbooks.run.runner import run
 
-    if isinstance(args.env, list):  # apply takes several environments
+    if isinstance(args.env, list):  # apply and destroy take several environments
         if len(args.env) > 1:
             from vpclink_runbooks.run.runner import run_many
 
-            return run_many(args.env, parallel=args.parallel, confirm=args.confirm, log_output=args.log_output)
+            return run_many(args.env, command=args.command, parallel=args.parallel, confirm=args.confirm,
+                            log_output=args.log_output, yes=getattr(args, "yes", False))
         args.env = args.env[0]
     result = run(args.command, args.env, confirm=getattr(args, "confirm", None), log_output=args.log_output,
                  yes=getattr(args, "yes", False))
@@ -268,11 +269,11 @@ def _add_run_commands(sub) -> None:
         p = sub.add_parser(name, help=text)
         if name in ("destroy", "repair"):
             p.add_argument("--yes", action="store_true", help="apply the plan (otherwise only show it)")
-        if name == "apply":
+        if name in ("apply", "destroy"):
             p.add_argument("env", nargs="+", help="params/ENV.yaml or a path to a YAML file; several: one run "
                            "(own lock and record) each")
             p.add_argument("--parallel", type=int, default=1, metavar="N",
-                           help="with several ENVs: apply at most N at once (default 1)")
+                           help=f"with several ENVs: {name} at most N at once (default 1)")
         else:
             p.add_argument("env", help="params/ENV.yaml or a path to a YAML file")
         p.add_argument("--confirm", help="ENV@ACCOUNT, required for protected environments")

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import boto3
@@ -239,14 +238,10 @@ def test_four_environments_apply_and_destroy_side_by_side_under_the_quotas(tmp_p
                                  capture_output=True, text=True, timeout=240)
         assert applied.returncode == 0, (applied.stdout + applied.stderr)[-4000:]
 
-        def destroy(path: str) -> subprocess.CompletedProcess:
-            return subprocess.run([*cli, "destroy", path, "--yes"], cwd=ROOT, env=env, capture_output=True,
-                                  text=True, timeout=240)
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            destroyed = list(pool.map(destroy, paths))
-        for done in destroyed:
-            assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        destroyed = subprocess.run([*cli, "destroy", *paths, "--yes", "--parallel", "4"], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=240)
+        assert destroyed.returncode == 0, (destroyed.stdout + destroyed.stderr)[-4000:]
+        assert "4 of 4 environment(s) destroyed" in destroyed.stdout
     finally:
         _stop(server)
     records = [r for i in range(4) for r in _records(runs, f"quota{i}")]

@@ -322,9 +322,11 @@ def _write_interrupted_pages(run_dir: Path, record: dict) -> None:
         print(f"  (could not write index.html: {exc})", file=sys.stderr)
 
 
-def run_many(envs: list[str], *, parallel: int = 1, confirm: str | None = None, log_output: bool = False) -> int:
-    """`runbook apply ENV1 ENV2 ... --parallel N`: one `runbook apply ENV` process per environment (each with its
-    own lock and run record), at most N at once; prints each summary as it finishes. Exit code: the worst."""
+def run_many(envs: list[str], *, command: str = "apply", parallel: int = 1, confirm: str | None = None,
+             log_output: bool = False, yes: bool = False) -> int:
+    """`runbook apply ENV1 ENV2 ... --parallel N` (or `destroy ... --yes`): one `runbook COMMAND ENV` process per
+    environment (each with its own lock and run record), at most N at once; prints each summary as it finishes.
+    Exit code: the worst."""
     if parallel < 1:
         raise ParamsError([("--parallel", f"{parallel} is not a number of runs at once; use 1 or more")])
     params = [load_params(env) for env in envs]  # every ENV valid before any AWS call
@@ -343,22 +345,23 @@ def run_many(envs: list[str], *, parallel: int = 1, confirm: str | None = None, 
         child_env.setdefault("RUNBOOK_PARALLEL_STEPS", "1")
 
     def one(env: str) -> tuple[str, subprocess.CompletedProcess]:
-        command = [sys.executable, "-m", "vpclink_runbooks.cli", "apply", env,
-                   *(["--confirm", confirm] if confirm else []), *(["--log-output"] if log_output else [])]
-        return env, subprocess.run(command, capture_output=True, text=True, env=child_env)
+        argv = [sys.executable, "-m", "vpclink_runbooks.cli", command, env, *(["--yes"] if yes else []),
+                *(["--confirm", confirm] if confirm else []), *(["--log-output"] if log_output else [])]
+        return env, subprocess.run(argv, capture_output=True, text=True, env=child_env)
 
     codes = []
     try:
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="apply") as executor:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=command) as executor:
             for future in [executor.submit(one, env) for env in envs]:
                 env, done = future.result()
                 codes.append(done.returncode)
                 print(done.stdout, end="")
                 print(done.stderr, end="", file=sys.stderr)
         failed = [env for env, code in zip(envs, codes, strict=True) if code]
-        print(f"{len(envs) - len(failed)} of {len(envs)} environment(s) applied in "
+        done_word = {"apply": "applied", "destroy": "destroyed" if yes else "planned for destroy"}[command]
+        print(f"{len(envs) - len(failed)} of {len(envs)} environment(s) {done_word} in "
               f"{time.monotonic() - started:.1f}s (--parallel {parallel})"
-              + (f"; not applied: {', '.join(failed)}" if failed else ""))
+              + (f"; not {done_word}: {', '.join(failed)}" if failed else ""))
         return max(codes)
     finally:
         if owned is not None:
