@@ -15,6 +15,9 @@ from vpclink_runbooks.params import load_params
 from vpclink_runbooks.sandbox.server import Delays, start_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
+# The plain sandbox has no quotas; pacing by AWS's (DeleteRestApi 1 call per 30 s) would only slow the suite's
+# many applies and destroys down. tests/test_pacing.py and the quota tests of test_profile.py turn it on.
+os.environ.setdefault("RUNBOOK_PACE", "off")
 FAST = Delays(nlb_provisioning=0.5, vpc_link_pending=0.5, task_start=0.2, target_healthy=0.2)
 
 

@@ -228,6 +228,8 @@ def test_four_environments_apply_and_destroy_side_by_side_under_the_quotas(tmp_p
     # The profile through the environment (as for any sandbox a process starts), seeded with local's world.
     env.update(RUNBOOK_RUNS_DIR=str(runs), RUNBOOK_SANDBOX_PROFILE="aws-like", RUNBOOK_SANDBOX_SCALE=SCALE)
     server, state = _start_cli_sandbox(tmp_path, env, "local")
+    # The runs pace by the sandbox's scaled quotas, sharing one budget (aws/pacing.py).
+    env.update(RUNBOOK_QUOTA_SCALE=SCALE, RUNBOOK_PACE_DIR=str(tmp_path / "pace"))
     try:
         # The runs find it only through AWS_ENDPOINT_URL, as tools sharing an account's sandbox do.
         env.update(state["env"])
@@ -251,6 +253,6 @@ def test_four_environments_apply_and_destroy_side_by_side_under_the_quotas(tmp_p
         calls = r["api_calls"]
         assert calls["total"] > 0 and 0 < calls["mutating"] <= calls["total"]
         assert calls["retried"] >= calls["throttled"]  # the runs succeeded: every throttled answer was retried
-    throttled = sum(r["api_calls"]["throttled"] for r in records)
-    assert throttled > 0, [r["api_calls"] for r in records]
-    assert sum(r["api_calls"]["throttled"] for r in records if r["command"] == "destroy") > 0
+    # Paced by one shared budget, no call of the batch met the quota: a throttled answer is a lost round trip and a
+    # backoff of seconds (tests/test_pacing.py shows unpaced clients being throttled by this sandbox).
+    assert sum(r["api_calls"]["throttled"] for r in records) == 0, [r["api_calls"] for r in records]

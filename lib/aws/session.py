@@ -16,7 +16,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from vpclink_runbooks.aws import endpoint
+from vpclink_runbooks.aws import endpoint, pacing
 from vpclink_runbooks.aws.run_inventory import FILE as INVENTORY_FILE
 from vpclink_runbooks.aws.run_inventory import RunInventory
 from vpclink_runbooks.errors import GuardRefused, RunbookError
@@ -266,6 +266,7 @@ class Aws:
         self.recorder = recorder or CallRecorder()
         self.recorder.attach(session)
         self.inventory: RunInventory | None = None
+        self.account: str | None = None  # the params' account (connect): API Gateway's quotas are per account
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -278,6 +279,7 @@ class Aws:
                 if name in APIGATEWAY_SERVICES:
                     service_id = client.meta.service_model.service_id.hyphenize()
                     client.meta.events.register_first(f"needs-retry.{service_id}", _stop_non_throttling_retries)
+                    pacing.install(client, self.account)  # the account's quotas, in turn with other processes
                 self._clients[name] = client
             return self._clients[name]
 
@@ -363,6 +365,7 @@ def connect(params: Params, step: str | None = None, read_only: str | None = Non
     if read_only:
         refuse_mutations(session, read_only)
     aws = Aws(session, CallRecorder(Path(log) if log else None, step), step)
+    aws.account = params.account_id
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:  # a runner's run: its notebooks share what they read (run_inventory)
         aws.inventory = RunInventory(Path(run_dir, INVENTORY_FILE), polling_now, step)
