@@ -62,7 +62,9 @@ class Sandbox:
         self.runs_dir = self.state.parent / "runs"
         self.env = {**os.environ, **state["env"], "RUNBOOK_RUNS_DIR": str(self.runs_dir),
                     # never find another (user's) announced sandbox
-                    "RUNBOOK_SANDBOX_FILE": str(self.state.parent / "none.json")}
+                    "RUNBOOK_SANDBOX_FILE": str(self.state.parent / "none.json"),
+                    # these sandboxes have no quotas (no profile): pacing by AWS's would only add waits
+                    "RUNBOOK_PACE": "off"}
         for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self.env.pop(key, None)
 
