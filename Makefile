@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Real Airflow for tests/test_airflow_real.py, in its own virtualenv from a fully pinned lock (docs/airflow.md).
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 ENV    ?= local
 # The browser tests drive Debian's Chromium; nothing ever downloads a browser.
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test check lab lint clean chromium bench
+.PHONY: install run test check lab lint clean chromium bench airflow
 
 install: $(STAMP)
 
@@ -18,10 +21,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
+airflow: $(AIRFLOW_STAMP)
+
+$(AIRFLOW_STAMP): requirements-airflow.lock
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-airflow.lock
+	touch $(AIRFLOW_STAMP)
+
 run: $(STAMP)
 	$(BIN)/runbook sequence $(ENV) plan apply verify
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium airflow
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -49,4 +59,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(AIRFLOW_VENV) runs

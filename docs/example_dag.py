@@ -2,7 +2,8 @@
 
 Copy into the DAGs folder of an Airflow deployment whose workers have this repository checked out at
 RUNBOOK_ROOT with requirements.txt installed (papermill, the `python3` kernel and `vpclink_runbooks`), plus
-`apache-airflow-providers-papermill`. Trigger with a config to pick the environment:
+`apache-airflow-providers-papermill`; the executed notebooks go to RUNBOOK_RUNS_DIR (default RUNBOOK_ROOT/runs).
+Trigger with a config to pick the environment:
 
     airflow dags trigger vpclink_runbook_apply --conf '{"env": "dev"}'
 
@@ -20,6 +21,8 @@ from airflow import DAG
 from airflow.providers.papermill.operators.papermill import PapermillOperator
 
 RUNBOOK_ROOT = os.environ.get("RUNBOOK_ROOT", "/opt/vpclink-runbooks")
+# Where the executed notebooks go: RUNBOOK_RUNS_DIR, as for the runner's records, else RUNBOOK_ROOT/runs.
+RUNS_DIR = os.environ.get("RUNBOOK_RUNS_DIR", RUNBOOK_ROOT + "/runs")
 # (notebook, mode) in the order `runbook apply` lists them.
 STEPS = [
     ("00_inspect", "apply"),
@@ -41,7 +44,15 @@ NEEDS = {
 }
 # Jinja: the environment from the trigger's config (default dev); one output folder per DAG run.
 ENV = "{{ dag_run.conf.get('env', 'dev') }}"
-OUTPUT = RUNBOOK_ROOT + "/runs/" + ENV + "/airflow-{{ run_id }}"
+OUTPUT = RUNS_DIR + "/" + ENV + "/airflow-{{ run_id }}"
+
+
+def make_output_folder(context) -> None:
+    """papermill writes a local notebook only into an existing folder: make this run's before each task."""
+    output = getattr(context["task"].output_nb, "url", context["task"].output_nb)  # rendered by now
+    if "://" not in output:  # s3://... needs no folder
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+
 
 with DAG(
     dag_id="vpclink_runbook_apply",
@@ -62,6 +73,7 @@ with DAG(
             parameters={"params_file": f"{RUNBOOK_ROOT}/params/{ENV}.yaml", "mode": mode},
             kernel_name="python3",
             language_name="python",
+            pre_execute=make_output_folder,
         )
         for notebook, mode in STEPS
     }

@@ -1,5 +1,6 @@
 """docs/example_dag.py compiles and runs the same notebooks, modes and dependencies as `runbook apply`
-(Airflow itself is not installed here: the file is read with ast); its copy of the graph, the runner's and
+(the project's venv has no Airflow: the file is read with ast; tests/test_airflow_real.py runs it on
+real Airflow); its copy of the graph, the runner's and
 repair's all equal the step registry (lib/steps/registry.py)."""
 
 from __future__ import annotations
