@@ -74,6 +74,12 @@ def test_the_execution_role_must_exist_and_trust_ecs_tasks(sandbox, aws, tmp_pat
     untrusted = _params(tmp_path, service__execution_role="orders-untrusted")
     [need] = task_needs.missing(aws, untrusted)
     assert "does not trust ecs-tasks.amazonaws.com" in need.detail and "orders-untrusted" in need.detail
+    # AWS advises a condition on the account ECS assumes the role for: such a role trusts ECS tasks.
+    conditioned = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": load_params(LOCAL).account_id}}}]}
+    iam.create_role(RoleName="orders-conditioned", AssumeRolePolicyDocument=json.dumps(conditioned))
+    assert task_needs.missing(aws, _params(tmp_path, service__execution_role="orders-conditioned")) == []
     # No secrets on EC2: the task definition carries no execution role, so none is read.
     unused = _params(tmp_path, service__execution_role="orders-nope", service__secrets={})
     assert task_needs.missing(aws, unused) == []

@@ -126,7 +126,7 @@ def trusts_ecs_tasks(document) -> bool:
     a string is decoded here)."""
     if isinstance(document, str):
         try:
-            document = json.loads(unquote(document))
+            document = json.loads(unquote(document) if document.lstrip().startswith("%") else document)
         except ValueError:
             return False
     statements = (document or {}).get("Statement") or []
@@ -137,7 +137,7 @@ def trusts_ecs_tasks(document) -> bool:
         services = principal.get("Service") or []
         services = [services] if isinstance(services, str) else services
         if (st.get("Effect") == "Allow" and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions)
-                and ECS_TASKS in services and not st.get("Condition")):
+                and ECS_TASKS in services):  # a Condition (aws:SourceAccount, AWS's advice) ECS meets
             return True
     return False
 
