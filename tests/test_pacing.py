@@ -22,7 +22,7 @@ from vpclink_runbooks.sandbox.server import start_sandbox
 def test_the_burst_goes_at_once_then_one_call_per_interval(tmp_path):
     state, quota = tmp_path / "q", Quota(5, 2)  # GetResources: 5 calls every 2 s
     waits = [pacing.reserve(state, quota, now=100.0) for _ in range(8)]
-    assert waits[:5] == [0.0] * 5
+    assert waits[:5] == pytest.approx([0.0] * 5, abs=1e-9)
     slot = 2 / 5 * pacing.MARGIN + pacing.JITTER
     assert waits[5:] == pytest.approx([slot, 2 * slot, 3 * slot])
     assert pacing.reserve(state, quota, now=200.0) == 0.0  # idle long enough: the bucket is full again
