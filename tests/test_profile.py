@@ -137,8 +137,8 @@ def test_the_api_gateway_retry_budget_covers_the_slowest_quota_at_scale_1():
 
 
 def test_scale_multiplies_the_delays_and_the_environment_selects_the_profile():
-    assert Profile(scale=0.1).delays() == Delays(nlb_provisioning=18, vpc_link_pending=30, task_start=6,
-                                                 target_healthy=6)
+    assert Profile(scale=0.1).delays() == Delays(nlb_provisioning=15, vpc_link_pending=20, task_start=3,
+                                                 target_healthy=10)
     assert AWS_LIKE == Profile(scale=1 / 60).delays()  # the benchmarks' delays
     assert profile_mod.from_env({}) is None
     chosen = profile_mod.from_env({"RUNBOOK_SANDBOX_PROFILE": "aws-like", "RUNBOOK_SANDBOX_SCALE": "0.1"})

@@ -132,8 +132,15 @@ def test_nlb_arn_is_net_and_provisions_then_active(sandbox):
     assert len(enis) == len(sandbox.world["subnet_ids"])
 
 
+def active_nlb(sb):
+    elb, lb = make_nlb(sb)
+    elb.get_waiter("load_balancer_available").wait(LoadBalancerArns=[lb["LoadBalancerArn"]],
+                                                   WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    return elb, lb
+
+
 def test_vpc_link_pending_then_available_and_failed_injection(sandbox):
-    elb, lb = make_nlb(sandbox)
+    elb, lb = active_nlb(sandbox)
     apigw = client(sandbox, "apigateway")
     link = apigw.create_vpc_link(name=_name("link"), targetArns=[lb["LoadBalancerArn"]])
     assert link["status"] == "PENDING" and link["statusMessage"] == "VPC link is provisioning ENIs"
@@ -147,8 +154,23 @@ def test_vpc_link_pending_then_available_and_failed_injection(sandbox):
     assert (got["status"], got["statusMessage"]) == ("FAILED", "NLB is gone")
 
 
-def test_delete_nlb_used_by_vpc_link_is_refused(sandbox):
+def test_a_vpc_link_on_a_provisioning_nlb_fails_as_aws_says(sandbox):
     elb, lb = make_nlb(sandbox)
+    assert elb.describe_load_balancers(LoadBalancerArns=[lb["LoadBalancerArn"]])["LoadBalancers"][0]["State"][
+        "Code"] == "provisioning"
+    apigw = client(sandbox, "apigateway")
+    link = apigw.create_vpc_link(name=_name("link"), targetArns=[lb["LoadBalancerArn"]])  # accepted (202) ...
+    assert link["status"] == "PENDING"
+    got = apigw.get_vpc_link(vpcLinkId=link["id"])  # ... then FAILED, and it stays so once the NLB is active
+    assert got["status"] == "FAILED" and got["statusMessage"].startswith("NLB is not in active state.")
+    elb.get_waiter("load_balancer_available").wait(LoadBalancerArns=[lb["LoadBalancerArn"]],
+                                                   WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    assert apigw.get_vpc_link(vpcLinkId=link["id"])["status"] == "FAILED"
+    apigw.delete_vpc_link(vpcLinkId=link["id"])
+
+
+def test_delete_nlb_used_by_vpc_link_is_refused(sandbox):
+    elb, lb = active_nlb(sandbox)
     apigw = client(sandbox, "apigateway")
     link = apigw.create_vpc_link(name=_name("link"), targetArns=[lb["LoadBalancerArn"]])
     with pytest.raises(ClientError) as err:

@@ -188,3 +188,45 @@ def test_stopped_task_drains_its_target_and_the_replacement_is_healthy(sb):
     assert ch.all_are("healthy", None), ch.states()
     new = standins.for_target(ACCOUNT, REGION, inst, 10000)
     assert new is not None and new.task_arn != task["taskArn"]
+
+
+def test_health_checks_start_when_the_nlb_is_active_not_at_registration(sb):
+    """A target registered while its NLB provisions is `initial`/RegistrationInProgress until the NLB is active,
+    then InitialHealthChecking for the whole target_healthy delay counted from then (AWS: registration completes
+    and health checks start only on an active load balancer)."""
+    from vpclink_runbooks.sandbox import behaviours
+
+    w, elb, ec2 = sb.world, c(sb, "elbv2"), c(sb, "ec2")
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    sg = ec2.create_security_group(GroupName=name, Description="t", VpcId=w["vpc_id"])["GroupId"]
+    cidr = ec2.describe_vpcs(VpcIds=[w["vpc_id"]])["Vpcs"][0]["CidrBlock"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 10000, "ToPort": 10000, "IpRanges": [{"CidrIp": cidr}]}])
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=w["subnet_ids"][0],
+                                 SecurityGroupIds=[sg])["Instances"][0]["InstanceId"]
+    behaviours.install(Delays(nlb_provisioning=1.5, vpc_link_pending=0.2, task_start=0.2, target_healthy=1.5))
+    try:
+        lb = elb.create_load_balancer(Name=f"{name}-nlb", Type="network", Scheme="internal",
+                                      Subnets=w["subnet_ids"][:1])["LoadBalancers"][0]["LoadBalancerArn"]
+        started = time.monotonic()
+        tg = elb.create_target_group(Name=f"{name}-tg", Protocol="TCP", Port=10000, VpcId=w["vpc_id"],
+                                     TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+        elb.create_listener(LoadBalancerArn=lb, Protocol="TCP", Port=80,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance}])
+
+        def state():
+            h = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"][0]["TargetHealth"]
+            return h["State"], h.get("Reason")
+
+        assert state() == ("initial", "Elb.RegistrationInProgress")
+        elb.get_waiter("load_balancer_available").wait(LoadBalancerArns=[lb], WaiterConfig={"Delay": 0.1,
+                                                                                            "MaxAttempts": 50})
+        active = time.monotonic()
+        # registered ~1.5 s ago, yet the checks only began with the NLB: still initial
+        assert state() == ("initial", "Elb.InitialHealthChecking")
+        elb.get_waiter("target_in_service").wait(TargetGroupArn=tg, WaiterConfig={"Delay": 0.1, "MaxAttempts": 80})
+        healthy = time.monotonic()
+        assert healthy - active >= 1.5 - 0.2 and healthy - started >= 3.0 - 0.2, (started, active, healthy)
+    finally:
+        behaviours.install(Delays(nlb_provisioning=0.2, vpc_link_pending=0.2, task_start=0.2, target_healthy=0.2))

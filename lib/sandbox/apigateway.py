@@ -3,6 +3,9 @@
 API Gateway (V1)
 - VPC links are PENDING ("VPC link is provisioning ENIs") for `delays.vpc_link_pending` s, then
   AVAILABLE; `set_vpc_link_status` injects e.g. FAILED (moto: AVAILABLE at once, no message).
+- A VPC link created while its NLB is not active (still provisioning, or gone) is accepted, then FAILED with
+  AWS's message "NLB is not in active state. If you recently created this NLB, please wait for it to become
+  active and try again." (moto: AVAILABLE): AWS builds a link only on an active NLB.
 - put_integration keeps connectionId and integrationTarget (moto drops them); get_integration and
   get_method's methodIntegration return them.
 - GetIntegration of a method that does not exist answers NotFoundException "Invalid Method identifier
@@ -40,8 +43,21 @@ def set_vpc_link_status(account_id: str, region: str, link_id: str, status: str,
         link._sbx_forced = True
 
 
+# AWS's statusMessage for a link whose NLB was not active when the link was created (CloudFormation and Terraform
+# users report it verbatim when a link is created before its NLB finished provisioning).
+NLB_NOT_ACTIVE = ("NLB is not in active state. If you recently created this NLB, please wait for it to become "
+                  "active and try again.")
+
+
 def _advance_vpc_link(link: Any) -> None:
     if getattr(link, "_sbx_forced", False) or link.status != "PENDING":
+        return
+    if getattr(link, "_sbx_nlb_not_active", False):
+        if not getattr(link, "_sbx_answered", False):  # CreateVpcLink's own answer is PENDING (202)
+            link._sbx_answered = True
+            return
+        link.status = "FAILED"
+        link.status_message = NLB_NOT_ACTIVE
         return
     if _now() - getattr(link, "_sbx_created", 0.0) >= _CFG.vpc_link_pending:
         link.status = "AVAILABLE"
@@ -54,6 +70,19 @@ def _link_init(orig: Any) -> Any:
         self.status = "PENDING"
         self.status_message = "VPC link is provisioning ENIs"
         self._sbx_created = _now()
+
+    return f
+
+
+def _create_vpc_link(orig: Any) -> Any:
+    def f(self: Any, name: str, description: str, target_arns: list[str], tags: Any) -> Any:
+        from .base import _elbv2, _lb_active
+
+        with LOCK:
+            link = orig(self, name, description, target_arns, tags)
+            lbs = _elbv2(self.account_id, self.region_name).load_balancers
+            link._sbx_nlb_not_active = any(arn not in lbs or not _lb_active(lbs[arn]) for arn in target_arns or [])
+            return link
 
     return f
 
@@ -169,6 +198,7 @@ def _install_apigateway() -> None:
     APIGatewayResponse.test_invoke_method = _test_invoke_method
     _wrap(m.VpcLink, "__init__", "apigw.link_init", _link_init)
     _wrap(m.VpcLink, "to_json", "apigw.link_to_json", _link_to_json)
+    _wrap(m.APIGatewayBackend, "create_vpc_link", "apigw.create_vpc_link", _create_vpc_link)
     _wrap(m.Integration, "to_json", "apigw.integration_to_json", _integration_to_json)
     _wrap(APIGatewayResponse, "put_integration", "apigw.put_integration", _put_integration)
     _wrap(m.APIGatewayBackend, "get_integration", "apigw.get_integration", _get_integration)

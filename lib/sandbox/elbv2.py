@@ -23,7 +23,9 @@ ELBv2
   `delays.target_healthy` s; instance stopped or terminated -> `unused`/Target.InvalidState; no listener of a
   load balancer forwards to the group, or the target's AZ is not enabled -> `unused`/Target.NotInUse; while the
   NLB provisions -> `initial`/Elb.RegistrationInProgress, then `initial`/Elb.InitialHealthChecking for
-  `delays.target_healthy` s; then the check itself on HealthCheckPort ("traffic-port" = the target's port):
+  `delays.target_healthy` s from the later of its registration and the load balancer becoming active (AWS: "It
+  can take a few minutes for the registration process to complete and health checks to start"); then the check
+  itself on HealthCheckPort ("traffic-port" = the target's port):
   the target's security groups must admit it from the load balancer's nodes or groups (network.lb_admitted),
   a task's stand-in must listen there (standins), TCP connects, HTTP/HTTPS GETs HealthCheckPath and matches
   the Matcher (default 200-399). An NLB reports every failure as `unhealthy`/Target.FailedHealthChecks; an
@@ -107,6 +109,8 @@ def _activate(orig: Any) -> Any:
             created is None or _now() - created >= _CFG.nlb_provisioning
         ):
             self.state = "active"
+            # when it became active (not when this read noticed): targets' health checks start from there
+            self._sbx_active_at = created + _CFG.nlb_provisioning if created is not None else 0.0
 
     return f
 
@@ -414,7 +418,9 @@ def _evaluate(tg: Any, tid: str, port: int) -> tuple[str, str | None, str | None
                 "Target is in an Availability Zone that is not enabled for the load balancer")
     if not all(_lb_active(lb) for lb in lbs):
         return ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
-    if _now() - t["_registered"] < _CFG.target_healthy:
+    # health checks start once the target is registered and its load balancers are active
+    checking_since = max([t["_registered"], *(getattr(lb, "_sbx_active_at", 0.0) for lb in lbs)])
+    if _now() - checking_since < _CFG.target_healthy:
         return ("initial", "Elb.InitialHealthChecking", "Initial health checking in progress")
     standins.sync(tg.account_id, tg.region_name)
     return _check(tg, lbs, tid, port)

@@ -30,9 +30,12 @@ from . import faults
 PROFILE_ENV = "RUNBOOK_SANDBOX_PROFILE"
 SCALE_ENV = "RUNBOOK_SANDBOX_SCALE"
 
-# AWS's own times at scale 1 (seconds): an NLB provisions in ~3 min, a VPC link is PENDING for ~5 min, a task
-# takes ~1 min from PENDING to RUNNING (image pull, secrets) and a new target ~1 min of health checks to be healthy.
-AWS_DELAYS = {"nlb_provisioning": 180.0, "vpc_link_pending": 300.0, "task_start": 60.0, "target_healthy": 60.0}
+# AWS's typical times at scale 1 (seconds). A VPC link: CreateVpcLink "typically takes 2-4 minutes to complete and
+# become operational" (API reference) -> 200 s PENDING. An NLB: provisioning time is not published; 150 s, the
+# figure users report. A target: "it can take a few minutes for the registration process to complete and health
+# checks to start", then one passing check (ELB and ECS guides) -> 100 s from the later of its registration and
+# the NLB becoming active. A task: 30 s from PENDING to RUNNING (image pull on a warm instance, secrets).
+AWS_DELAYS = {"nlb_provisioning": 150.0, "vpc_link_pending": 200.0, "task_start": 30.0, "target_healthy": 100.0}
 
 
 @dataclass

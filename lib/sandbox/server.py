@@ -32,9 +32,9 @@ class Delays:
     target_healthy: float = 0.5  # after registration, target "initial" -> "healthy"
 
 
-# AWS's transitions (profile.AWS_DELAYS: an NLB provisions in ~3 min, a VPC link is PENDING for ~5 min, a
-# fixed-port service takes ~2 min to start tasks and pass health checks) scaled down 60x for benchmarks
-# (benchmarks/run.py): the delays alone, without the profile's latency and quotas.
+# AWS's transitions (profile.AWS_DELAYS: an NLB provisions in ~2.5 min, a VPC link is PENDING for ~3.3 min, a
+# fixed-port service's tasks start in ~30 s and pass health checks ~100 s after the NLB is active) scaled down 60x:
+# the delays alone, without the profile's latency and quotas.
 AWS_LIKE = profile_mod.Profile(scale=1 / 60).delays()
 
 
