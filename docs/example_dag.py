@@ -9,7 +9,12 @@ Trigger with a config to pick the environment:
 
 STEPS and NEEDS are a copy of the step registry (lib/steps/registry.py: the notebooks `runbook apply` runs, in
 order, and what each needs), kept here so workers need not import the package; tests/test_airflow_dag.py
-proves the copy equals the registry (and the runner's COMMANDS["apply"] and NEEDS derived from it).
+proves the copy equals the registry (and the runner's COMMANDS["apply"] derived from it).
+
+One difference from the runner: the runner starts 30_ecs_service as soon as 10_nlb has created the NLB (while it
+provisions) and 40_api as soon as 20_vpc_link has created the link (while it is PENDING). An Airflow task is a
+whole notebook, so here they wait for the whole of 10_nlb and 20_vpc_link, waits included: on AWS that puts
+30_ecs_service's and 40_api's own minutes on the DAG's critical path (registry.whole_needs_by_notebook).
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ STEPS = [
     ("40_api", "apply"),
     ("50_verify", "plan"),
 ]
-# What each notebook needs done first: the VPC link and the ECS service both need only the NLB, so Airflow runs
-# them side by side, as the runner does.
+# What each notebook needs done first, whole: the VPC link and the ECS service both need only the NLB, so Airflow
+# runs them side by side.
 NEEDS = {
     "00_inspect": (),
     "10_nlb": ("00_inspect",),

@@ -9,6 +9,7 @@ import ast
 import py_compile
 
 from vpclink_runbooks.run.runner import COMMANDS, NEEDS, NOTEBOOKS, notebooks_for
+from vpclink_runbooks.run.schedule import NEEDS_CONVERGED
 from vpclink_runbooks.steps import registry
 
 from .conftest import ROOT
@@ -30,7 +31,8 @@ def test_the_dag_file_compiles():
 
 def test_the_dag_runs_apply_notebooks_in_the_runner_order():
     assert [tuple(step) for step in _literal("STEPS")] == COMMANDS["apply"]
-    assert _literal("NEEDS") == NEEDS
+    # a task is a whole notebook: what the runner starts once a step converged waits for all of it here
+    assert _literal("NEEDS") == {nb: (*NEEDS_CONVERGED[nb], *NEEDS[nb]) for nb in NEEDS}
     order = [nb for nb, _ in COMMANDS["apply"]]
     for notebook, needs in _literal("NEEDS").items():
         assert all(order.index(need) < order.index(notebook) for need in needs), notebook
@@ -51,19 +53,22 @@ def test_every_step_is_a_papermill_task_wired_by_needs():
 def test_the_dag_copy_equals_the_step_registry():
     apply = (registry.INSPECT, *registry.CHAIN, registry.VERIFY)
     assert [nb for nb, _ in _literal("STEPS")] == [step.notebook for step in apply]
-    assert _literal("NEEDS") == registry.needs_by_notebook(apply)
+    assert _literal("NEEDS") == registry.whole_needs_by_notebook(apply)
     assert [s.name for s in registry.CHAIN] == ["load_balancer", "vpc_link", "ecs_service", "api"]
 
 
 def test_the_runner_derives_its_notebooks_from_the_registry():
     assert NEEDS == registry.needs_by_notebook((registry.INSPECT, *registry.CHAIN, registry.VERIFY))
+    assert NEEDS_CONVERGED == registry.needs_converged_by_notebook((registry.INSPECT, *registry.CHAIN,
+                                                                    registry.VERIFY))
     assert [nb for nb, _ in COMMANDS["plan"]] == [s.notebook for s in (registry.INSPECT, *registry.CHAIN)]
     assert notebooks_for("destroy", True) == [(registry.DESTROY.notebook, "apply")]
     assert notebooks_for("repair", False) == [(registry.VERIFY.notebook, "repair-plan")]
     # one step per notebook, in file-name order
     assert [s.notebook for s in registry.STEPS] == sorted(p.stem for p in NOTEBOOKS.glob("[0-9]*.ipynb"))
     for step in registry.STEPS:
-        assert all(registry.STEPS.index(registry.step(n)) < registry.STEPS.index(step) for n in step.needs), step
+        assert all(registry.STEPS.index(registry.step(n)) < registry.STEPS.index(step)
+                   for n in (*step.needs, *step.needs_converged)), step
 
 
 def test_repair_order_and_dependants_come_from_the_registry():

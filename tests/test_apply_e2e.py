@@ -159,3 +159,15 @@ def test_settings_that_would_stall_are_refused_at_plan_time(sandbox, applied, tm
     assert rec["changes"] == []
     nb = (result.run_dir / "00_inspect.ipynb").read_text()
     assert expected in nb
+
+
+def test_apply_overlaps_the_steps_with_aws_waits(applied):
+    """30_ecs_service starts once 10_nlb created the NLB (while it provisions), 40_api once 20_vpc_link created the
+    link (while it is PENDING); the link itself only after the NLB is active; verify after everything."""
+    steps = {s["notebook"].removesuffix(".ipynb"): s for s in record(applied[0])["steps"]}
+    end = {nb: s["started_after"] + s["seconds"] for nb, s in steps.items()}
+    nlb, link, service, api = steps["10_nlb"], steps["20_vpc_link"], steps["30_ecs_service"], steps["40_api"]
+    assert nlb["converged_after"] <= service["started_after"] < end["10_nlb"], steps
+    assert link["converged_after"] <= api["started_after"] < end["20_vpc_link"], steps
+    assert link["started_after"] >= end["10_nlb"] - 0.05, steps
+    assert steps["50_verify"]["started_after"] >= max(end[nb] for nb in end if nb != "50_verify") - 0.05, steps

@@ -5,7 +5,11 @@ and `NEEDS` from it (run/runner.py), repair its order and dependants (repair.py)
 for Airflow workers without this package, and tests/test_airflow_dag.py proves the copy equals the registry.
 
 A step's converge and its waits are registered apart, as "module:function" names resolved only when asked for
-(`resolve`), so the registry imports nothing and a scheduler can tell what a step changes from what it waits for.
+(`resolve`), so the registry imports nothing and a scheduler can tell what a step changes from what it waits for:
+a step that `needs_converged` another starts as soon as that one's converge cell (tagged `converge` in its
+notebook) has run, while its waits are still polling AWS. 30_ecs_service and 40_api build everything they own
+while the NLB provisions and the VPC link is PENDING; the link itself waits for an active NLB (AWS builds a link
+only on an active NLB, and FAILs one created earlier).
 This module imports nothing of the package: steps/, repair and run/ may all read it.
 """
 
@@ -24,6 +28,9 @@ class Step:
     name:     the step's name, that of its module in steps/ (verify's is checks/, with repair.py)
     notebook: the notebook under notebooks/ (without .ipynb)
     needs:    names of the steps that must have succeeded before it starts (apply mode)
+    needs_converged: names of the steps whose converge must have run before it starts; their waits may go on
+              (the runner learns it from the notebook's cell tagged CONVERGE_TAG; Airflow, which runs a notebook
+              as one task, waits for the whole step)
     converge: "module:function" names of what changes AWS (or, for inspect and verify, reads it), in order
     wait:     "module:function" names of what waits for AWS to settle after converge, in order
     repair:   repair's names for this step (run.json and repair's rows use them): the first is its converge,
@@ -35,6 +42,7 @@ class Step:
     name: str
     notebook: str
     needs: tuple[str, ...] = ()
+    needs_converged: tuple[str, ...] = ()
     converge: tuple[str, ...] = ()
     wait: tuple[str, ...] = ()
     repair: tuple[str, ...] = ()
@@ -49,13 +57,15 @@ STEPS: tuple[Step, ...] = (
     Step("vpc_link", "20_vpc_link", needs=("load_balancer",),
          converge=(_STEPS + "vpc_link:converge",), wait=(_STEPS + "vpc_link:wait_available",),
          repair=("vpc_link",)),
-    # 30_ecs_service (task definition, rules, service) does not wait for the VPC link.
-    Step("ecs_service", "30_ecs_service", needs=("load_balancer",),
+    # 30_ecs_service (task definition, rules, service) needs the target group and the NLB's group, not an active
+    # NLB, nor the VPC link: it converges while the NLB provisions.
+    Step("ecs_service", "30_ecs_service", needs_converged=("load_balancer",),
          converge=(_STEPS + "ecs_service:converge",),
          wait=(_STEPS + "ecs_service:wait_stable", _STEPS + "ecs_service:wait_targets_healthy"),
          repair=("ecs", "targets"), follows=("nlb",)),
-    # 40_api does not wait for the service to stabilise.
-    Step("api", "40_api", needs=("vpc_link",), converge=(_STEPS + "api:converge",),
+    # 40_api needs the link's id (the stage variable, a V2 integration's connectionId), not an AVAILABLE link, and
+    # does not wait for the service to stabilise: it converges while the link is PENDING.
+    Step("api", "40_api", needs_converged=("vpc_link",), converge=(_STEPS + "api:converge",),
          repair=("api",), follows=("nlb", "vpc_link")),
     Step("verify", "50_verify", needs=("inspect", "load_balancer", "vpc_link", "ecs_service", "api"),
          converge=("vpclink_runbooks.checks:fetch", "vpclink_runbooks.checks:run_checks")),
@@ -67,6 +77,8 @@ STEPS: tuple[Step, ...] = (
              "wait_service_drained", "wait_service_gone", "wait_vpc_links_gone", "wait_load_balancer_gone"))),
 )
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
+# The tag of the notebook cell that runs a step's converge: once it has run, steps that need it converged start.
+CONVERGE_TAG = "converge"
 BY_NOTEBOOK: dict[str, Step] = {s.notebook: s for s in STEPS}
 
 # The steps that bracket the chain: inspect reads the world first, verify checks the path last, destroy runs alone.
@@ -80,8 +92,19 @@ def step(name: str) -> Step:
 
 
 def needs_by_notebook(steps: tuple[Step, ...] = STEPS) -> dict[str, tuple[str, ...]]:
-    """{notebook: notebooks it needs} of the given steps (the runner's NEEDS)."""
+    """{notebook: notebooks that must have succeeded first} of the given steps (the runner's NEEDS)."""
     return {s.notebook: tuple(BY_NAME[n].notebook for n in s.needs) for s in steps}
+
+
+def needs_converged_by_notebook(steps: tuple[Step, ...] = STEPS) -> dict[str, tuple[str, ...]]:
+    """{notebook: notebooks whose converge must have run first} of the given steps (the runner's NEEDS_CONVERGED)."""
+    return {s.notebook: tuple(BY_NAME[n].notebook for n in s.needs_converged) for s in steps}
+
+
+def whole_needs_by_notebook(steps: tuple[Step, ...] = STEPS) -> dict[str, tuple[str, ...]]:
+    """{notebook: every notebook it waits for, whole}: where a notebook is one task (Airflow), a step that needs
+    another converged waits for all of it."""
+    return {s.notebook: tuple(BY_NAME[n].notebook for n in (*s.needs_converged, *s.needs)) for s in steps}
 
 
 def repair_order() -> list[str]:
