@@ -14,8 +14,11 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-# Notebooks of one run executing at once, each in its own kernel (see KernelPool).
-PARALLEL_STEPS = int(os.environ.get("RUNBOOK_PARALLEL_STEPS", "2"))
+# Notebooks of one run executing at once, each in its own kernel (see KernelPool). Three: while 20_vpc_link waits
+# for its link and 30_ecs_service for its targets, 40_api converges (steps/registry.py, needs_converged).
+PARALLEL_STEPS = int(os.environ.get("RUNBOOK_PARALLEL_STEPS", "3"))
+# Kernels started before any notebook asks for one; the pool starts more as notebooks take them (up to its size).
+KERNELS_AHEAD = 2
 FRESH_KERNELS = os.environ.get("RUNBOOK_FRESH_KERNELS") == "1"
 
 
@@ -64,16 +67,29 @@ class KernelPool:
     def __init__(self, notebooks: list[str], size: int = PARALLEL_STEPS):
         self._code = "\n".join(dict.fromkeys(line for nb in notebooks for line in _warm_up_code(nb).splitlines()))
         self._remaining = len(notebooks)
+        self._size = max(1, min(size, len(notebooks)))
+        self._live = 0  # kernels started (or starting) and not shut down
+        self._lock = threading.Lock()
         self._idle: queue.Queue[Future] = queue.Queue()
         self._all: list[Future] = []
-        self._executor = ThreadPoolExecutor(max_workers=max(1, size), thread_name_prefix="kernel-start")
-        for _ in range(max(1, min(size, len(notebooks)))):
+        self._executor = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="kernel-start")
+        for _ in range(min(KERNELS_AHEAD, self._size)):
             self._add()
 
     def _add(self) -> None:
+        with self._lock:
+            self._live += 1
         future = self._executor.submit(self._start)
         self._all.append(future)
         self._idle.put(future)
+
+    def _grow(self) -> None:
+        """One more kernel starting when none is idle or starting, the pool has room and a notebook could use it:
+        the next notebook to start should not wait for a kernel's start-up."""
+        with self._lock:
+            grow = self._idle.empty() and self._live < self._size and self._remaining > self._live
+        if grow:
+            self._add()
 
     def _start(self):
         import asyncio
@@ -97,7 +113,9 @@ class KernelPool:
     def take(self, notebook: str):
         """A started kernel manager for the notebook, or None if none can be started here (papermill then starts
         its own and reports why it cannot)."""
+        self._grow()  # none idle: start one for this notebook
         future = self._idle.get()
+        self._grow()  # and one ahead for the next
         try:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - papermill starts its own kernel and names the real problem
@@ -108,8 +126,9 @@ class KernelPool:
         """After a notebook: reset and reuse its kernel, or shut it down (failed, or no notebook left for it)."""
         import asyncio
 
-        self._remaining -= 1
-        reuse = succeeded and km is not None and not FRESH_KERNELS and self._remaining > 0
+        with self._lock:
+            self._remaining -= 1
+            reuse = succeeded and km is not None and not FRESH_KERNELS and self._remaining > 0
         if reuse:
             try:
                 asyncio.run(_send(km, "get_ipython().reset(new_session=True)\n" + _FREEZE, wait_reply=True))
@@ -123,6 +142,8 @@ class KernelPool:
             self._idle.put(done)
             return
         _shutdown(km)
+        with self._lock:
+            self._live -= 1
         if succeeded and self._remaining > 0:
             self._add()
 
