@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class Context:
     names: Names
     mode: str
     identity: dict
+    # Calls a converge started in the background, joined by a later wait of the same notebook (e.g. destroy's
+    # paced DeleteRestApi): name -> [(what, concurrent.futures.Future)].
+    pending: dict[str, list] = field(default_factory=dict)
 
     @property
     def apply(self) -> bool:

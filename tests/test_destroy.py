@@ -86,3 +86,30 @@ def test_protected_destroy_needs_confirm(sandbox, applied, tmp_path, capsys):
     path = write_params(tmp_path, protected=True)
     assert main(["destroy", str(path), "--yes"]) == 2
     assert "--confirm local@123456789012" in capsys.readouterr().err
+
+
+def test_a_paced_rest_api_deletion_does_not_hold_up_the_teardown(sandbox, applied, tmp_path, monkeypatch):
+    """API Gateway allows one DeleteRestApi per 30 s: when the slot is taken (another destroy of the batch), the
+    REST API waits its turn in the background while the service, link and NLB go; the destroy ends once it too is
+    gone."""
+    from urllib.parse import urlparse
+
+    from vpclink_runbooks.aws import pacing
+    from vpclink_runbooks.aws.quotas import QUOTAS
+
+    assert run("apply", LOCAL).exit_code == 0
+    monkeypatch.setenv("RUNBOOK_PACE", "on")
+    monkeypatch.setenv("RUNBOOK_PACE_DIR", str(tmp_path))
+    monkeypatch.setenv("RUNBOOK_QUOTA_SCALE", "0.1")  # one DeleteRestApi per 3.3 s
+    prefix = pacing._key(f"123456789012-eu-west-2-{urlparse(sandbox.endpoint).netloc}")
+    slot = tmp_path / f"{prefix}-apigateway-DeleteRestApi"
+    for _ in range(2):  # two destroys of a batch went first: ours is due ~6.6 s from now
+        pacing.reserve(slot, QUOTAS[("apigateway", "DeleteRestApi")].scaled(0.1))
+    result = run("destroy", LOCAL, yes=True)
+    rec = record(result)
+    assert result.exit_code == 0 and rec["status"] == "succeeded", rec.get("error")
+    assert counts(sandbox) == NOTHING, owned(sandbox)
+    at = {c["operation"]: c["at"] for c in rec["changes"]}
+    # the teardown went on while the API waited for its turn
+    assert at["UpdateService"] < at["DeleteRestApi"] and at["DeleteVpcLink"] < at["DeleteRestApi"], at
+    assert rec["changes"][0]["operation"] == "DeleteBasePathMapping"

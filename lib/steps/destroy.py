@@ -1,6 +1,6 @@
 """Destroy: remove what apply created, found by the runbook's tags, in the order AWS allows.
 
-Order: the custom domain's mapping and the REST API first (traffic stops at the front door), then the
+Order: the custom domain's mapping and the REST API's stages first (traffic stops at the front door), then the
 ECS service (scaled to 0 and drained, then deleted), its task definitions and the security group rules,
 then the VPC link (AWS refuses to delete an NLB a link still uses, so we wait until it is gone; a V2
 link goes before the load balancer its integration targets), then the listeners, target groups and the
@@ -9,11 +9,17 @@ rule references them and no network interface (link, load balancer or task) is i
 finds what exists by the runbook's tags, so a destroy that was interrupted, or one after a partial
 apply, just does what is left; a second destroy finds nothing and changes nothing. Anything not tagged
 as this environment's runbook's is left alone.
+
+The REST API itself is deleted in the background while the rest is torn down, and `wait_rest_apis_gone` (the
+last wait) joins it: API Gateway allows one DeleteRestApi per 30 s per account and region, so in a batch of
+destroys each takes its turn (lib/aws/pacing.py) beside its own teardown instead of before it. Once its stages
+are gone nothing refers to the VPC link through it.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
@@ -69,11 +75,31 @@ def remove_api(ctx: Context) -> Plan:
                         f"deployment {stage.get('deploymentId')}", None, "the stage stops serving the API"):
                 gw.delete_stage(restApiId=api["id"], stageName=stage["stageName"])
         if plan.add(f"REST API {api['name']} ({api['id']})", "delete", api["id"], None,
-                    "its resources, method, integration and deployments go with it"):
-            gw.delete_rest_api(restApiId=api["id"])
+                    "its resources, method, integration and deployments go with it (in the background, while "
+                    "the rest is torn down)"):
+            _in_background(ctx, "rest_apis", f"REST API {api['id']}", gw.delete_rest_api, restApiId=api["id"])
     if not apis:
         plan.add(f"REST API {ctx.names.rest_api}", "none", None, None, "not found")
     return plan
+
+
+def _in_background(ctx: Context, key: str, what: str, call, **kwargs) -> None:
+    """Start an AWS call in a thread of its own; the wait named after `key` joins it."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=key)
+    future: Future = executor.submit(call, **kwargs)
+    executor.shutdown(wait=False)
+    ctx.pending.setdefault(key, []).append((what, future))
+
+
+def wait_rest_apis_gone(ctx: Context) -> str:
+    """The REST API deletions remove_api started: done, or their error raised here."""
+    started = ctx.pending.pop("rest_apis", [])
+    if not started:
+        return "no REST API deletion pending"
+    t0 = time.monotonic()
+    for _, future in started:
+        future.result()  # the deletion's own error (AccessDenied, throttled beyond the retries, ...)
+    return f"{', '.join(what for what, _ in started)} deleted (waited {time.monotonic() - t0:.1f}s more)"
 
 
 # ---- ECS -----------------------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ STEPS: tuple[Step, ...] = (
              "remove_api", "scale_down_service", "remove_service", "deregister_task_definitions",
              "revoke_security_group_rules", "remove_vpc_links", "remove_load_balancer", "remove_security_groups")),
          wait=tuple(_STEPS + "destroy:" + f for f in (
-             "wait_service_drained", "wait_service_gone", "wait_vpc_links_gone", "wait_load_balancer_gone"))),
+             "wait_service_drained", "wait_service_gone", "wait_vpc_links_gone", "wait_load_balancer_gone",
+             "wait_rest_apis_gone"))),
 )
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 # The tag of the notebook cell that runs a step's converge: once it has run, steps that need it converged start.
