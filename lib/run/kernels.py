@@ -17,8 +17,10 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 # Notebooks of one run executing at once, each in its own kernel (see KernelPool). Three: while 20_vpc_link waits
 # for its link and 30_ecs_service for its targets, 40_api converges (steps/registry.py, needs_converged).
 PARALLEL_STEPS = int(os.environ.get("RUNBOOK_PARALLEL_STEPS", "3"))
-# Kernels started before any notebook asks for one; the pool starts more as notebooks take them (up to its size).
-KERNELS_AHEAD = 2
+# Kernels started with the run, before any notebook asks for one: the first notebook's, and one for the next. The
+# pool starts another only when a notebook finds none idle (up to its size); in a batch of runs (run_many) one:
+# a run's start is then CPU-bound, and a kernel not started there starts later, during an AWS wait.
+KERNELS_AHEAD = int(os.environ.get("RUNBOOK_KERNELS_AHEAD", "2"))
 FRESH_KERNELS = os.environ.get("RUNBOOK_FRESH_KERNELS") == "1"
 
 
@@ -73,7 +75,7 @@ class KernelPool:
         self._idle: queue.Queue[Future] = queue.Queue()
         self._all: list[Future] = []
         self._executor = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="kernel-start")
-        for _ in range(min(KERNELS_AHEAD, self._size)):
+        for _ in range(max(1, min(KERNELS_AHEAD, self._size))):
             self._add()
 
     def _add(self) -> None:
@@ -84,8 +86,7 @@ class KernelPool:
         self._idle.put(future)
 
     def _grow(self) -> None:
-        """One more kernel starting when none is idle or starting, the pool has room and a notebook could use it:
-        the next notebook to start should not wait for a kernel's start-up."""
+        """One more kernel starting when none is idle or starting and the pool has room."""
         with self._lock:
             grow = self._idle.empty() and self._live < self._size and self._remaining > self._live
         if grow:
@@ -115,7 +116,6 @@ class KernelPool:
         its own and reports why it cannot)."""
         self._grow()  # none idle: start one for this notebook
         future = self._idle.get()
-        self._grow()  # and one ahead for the next
         try:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - papermill starts its own kernel and names the real problem

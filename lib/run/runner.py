@@ -338,12 +338,15 @@ def run_many(envs: list[str], *, command: str = "apply", parallel: int = 1, conf
     first = next((p for p in params if p.sandbox), None)
     owned = sandbox_link.ensure_sandbox(first) if first is not None else None
     started = time.monotonic()
-    # Runs side by side already fill the cores: each run then executes at most two notebooks at once (a kernel less
-    # than alone); two still overlap AWS's waits, as 30_ecs_service ends before the VPC link is AVAILABLE and
-    # 40_api takes its slot. RUNBOOK_PARALLEL_STEPS says otherwise.
+    # Runs side by side fill the cores, most of all as they start: each run then executes at most two notebooks at
+    # once (a kernel less than alone; two still overlap AWS's waits, as 30_ecs_service ends before the VPC link is
+    # AVAILABLE and 40_api takes its slot) and starts one kernel ahead, not two (the second starts when
+    # 30_ecs_service needs it, while the NLB provisions). RUNBOOK_PARALLEL_STEPS / RUNBOOK_KERNELS_AHEAD say
+    # otherwise.
     child_env = dict(os.environ)
     if parallel > 1:
         child_env.setdefault("RUNBOOK_PARALLEL_STEPS", "2")
+        child_env.setdefault("RUNBOOK_KERNELS_AHEAD", "1")
 
     def one(env: str) -> tuple[str, subprocess.CompletedProcess]:
         argv = [sys.executable, "-m", "vpclink_runbooks.cli", command, env, *(["--yes"] if yes else []),
