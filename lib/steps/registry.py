@@ -7,9 +7,9 @@ for Airflow workers without this package, and tests/test_airflow_dag.py proves t
 A step's converge and its waits are registered apart, as "module:function" names resolved only when asked for
 (`resolve`), so the registry imports nothing and a scheduler can tell what a step changes from what it waits for:
 a step that `needs_converged` another starts as soon as that one's converge cell (tagged `converge` in its
-notebook) has run, while its waits are still polling AWS. 30_ecs_service and 40_api build everything they own
-while the NLB provisions and the VPC link is PENDING; the link itself waits for an active NLB (AWS builds a link
-only on an active NLB, and FAILs one created earlier).
+notebook) has run, while its waits are still polling AWS. 20_vpc_link and 30_ecs_service start while the NLB
+provisions (a V1 link's converge itself waits for an active NLB: AWS FAILs a link created earlier), 40_api while
+the VPC link is PENDING.
 This module imports nothing of the package: steps/, repair and run/ may all read it.
 """
 
@@ -54,7 +54,9 @@ STEPS: tuple[Step, ...] = (
     Step("load_balancer", "10_nlb", needs=("inspect",),
          converge=(_STEPS + "load_balancer:converge",), wait=(_STEPS + "load_balancer:wait_active",),
          repair=("nlb",)),
-    Step("vpc_link", "20_vpc_link", needs=("load_balancer",),
+    # 20_vpc_link starts while the NLB provisions: a V1 link's converge waits for an active NLB before creating it
+    # (AWS FAILs a link created earlier), a V2 link needs only its subnets and group.
+    Step("vpc_link", "20_vpc_link", needs_converged=("load_balancer",),
          converge=(_STEPS + "vpc_link:converge",), wait=(_STEPS + "vpc_link:wait_available",),
          repair=("vpc_link",)),
     # 30_ecs_service (task definition, rules, service) needs the target group and the NLB's group, not an active

@@ -1,5 +1,9 @@
 """The API Gateway VPC link: V1 (apigateway, targets the internal NLB) or V2 (apigatewayv2, network interfaces in
-subnets with the runbook's own security group; the REST integration names the load balancer as integrationTarget)."""
+subnets with the runbook's own security group; the REST integration names the load balancer as integrationTarget).
+
+The runner starts this step once 10_nlb has created the load balancer, while it provisions: a V1 link is created
+only once the NLB is active (AWS accepts CreateVpcLink for a provisioning NLB, then FAILs the link: "NLB is not
+in active state"), so its converge waits for that first; a V2 link needs only its subnets and security group."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import StepFailed
 from vpclink_runbooks.plan import Plan
 from vpclink_runbooks.steps.load_balancer import find_load_balancer, find_security_group, link_security_group
+from vpclink_runbooks.steps.load_balancer import wait_active as wait_load_balancer_active
 
 # apigatewayv2's VPC link calls are authorized as apigateway:GET/POST/DELETE on /v2/vpclinks paths.
 PERMISSIONS = ["apigateway:GET", "apigateway:POST", "apigateway:DELETE", "elasticloadbalancing:DescribeLoadBalancers",
@@ -124,6 +129,8 @@ def _converge_v1(ctx: Context) -> Plan:
                     "API Gateway reaches private resources only through a VPC link to an NLB"):
             if lb_arn is None:
                 raise StepFailed(f"NLB {names.nlb} does not exist yet; run 10_nlb in apply mode first")
+            if lb["State"]["Code"] != "active":  # AWS FAILs a link created on an NLB that is not active yet
+                wait_load_balancer_active(ctx)
             api.create_vpc_link(name=names.vpc_link, targetArns=[lb_arn], tags=names.tags,
                                 description=f"{names.base}: API Gateway -> {names.nlb}")
     return plan
