@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from benchmarks import reference as bench_reference
 from benchmarks import run as bench
 from vpclink_runbooks.params import load_params
 from vpclink_runbooks.run.runner import run
@@ -32,24 +33,39 @@ def reference(*extra: str) -> dict:
 def test_the_reference_builds_the_chain_the_runbook_would(sandbox):
     built = reference()
     assert built["verified"] == {"ok": True, "problems": [], "healthy_targets": 2}
-    mutating = {op for op in built["by_operation"] if not op.split(".")[1].startswith(("Get", "Describe", "List"))}
-    assert {"elbv2.CreateLoadBalancer", "apigateway.CreateVpcLink", "ecs.CreateService",
-            "apigateway.PutIntegration", "apigateway.CreateDeployment",
-            "apigateway.CreateBasePathMapping"} <= mutating
+    reads = bench_reference.READ_ONLY_PREFIXES
+    mutating = {op for op in built["by_operation"] if not op.split(".")[1].startswith(reads)}
+    assert {"ec2.CreateSecurityGroup", "elbv2.CreateLoadBalancer", "elbv2.SetSecurityGroups",
+            "apigateway.CreateVpcLink", "ecs.CreateService", "apigateway.PutIntegration",
+            "apigateway.CreateDeployment", "apigateway.CreateBasePathMapping"} <= mutating
     assert built["mutating"] == sum(built["by_operation"][op] for op in mutating)
+    # the instances admit the host port from the NLB's own group: one rule, as the runbook makes
     assert counts(sandbox) == {"load_balancers": 1, "target_groups": 1, "vpc_links": 1, "rest_apis": 1,
-                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 2, "lock": 0}
-    # The runbook's own verify passes every hop of what the reference built ...
+                               "ecs_services": 1, "task_definitions": 1, "security_group_rules": 1, "lock": 0}
+    # The runbook's own verify passes every hop of what the reference built, with no warning of another shape ...
     verify = run("verify", LOCAL)
     checks = record(verify)["checks"]
     assert verify.exit_code == 0, [c for c in checks if c["status"] != "pass"]
+    assert [c for c in checks if c["status"] not in ("pass", "skip", "info")] == []
     assert {c["hop"] for c in checks if c["status"] == "pass"} >= {
         "mapping", "stage", "integration", "vpc_link", "nlb", "listener", "target_group", "targets",
         "task_definition", "security_group", "service"}
     # ... and apply finds nothing to change: the reference built the same chain, so the comparison is fair.
     again = run("apply", LOCAL)
     assert again.exit_code == 0 and record(again)["changes"] == [], record(again)["changes"]
-    assert reference("--verify-only")["verified"]["ok"]
+    again_plan = [row for row in record(again)["plan"] if row.get("action") not in (None, "none")]
+    assert again_plan == []
+    # its verification reads what the runbook's checks read, each once (benchmarks/README.md lists them)
+    verify_only = reference("--verify-only")
+    assert verify_only["verified"]["ok"] and verify_only["mutating"] == 0
+    reads = [op for op, times in verify_only["by_operation"].items() for _ in range(times)]
+    assert sorted(reads) == sorted(bench_reference.VERIFY_READS)
+
+
+def test_the_reference_polls_as_often_as_the_runbook():
+    from vpclink_runbooks.aws import waits
+
+    assert bench_reference.POLL_SECONDS == waits.POLL_SECONDS
 
 
 def test_benchmark_environments_are_valid_and_do_not_collide(tmp_path):
