@@ -5,8 +5,9 @@ step spent waiting for AWS (its waiters' polls, marked "wait" in calls.jsonl) ap
 
 Reads the run folder's run.json (each step's `started_after` and `seconds`, from the runner's start) and
 calls.jsonl (each call's wall-clock `time`, `step`, and `wait` for a waiter's poll). The time line's zero is the
-runner's first call (the account guard's GetCallerIdentity, made as the steps are scheduled). Writes an SVG with
-no dependency beyond the standard library.
+runner's first call (the account guard's GetCallerIdentity, made as the steps are scheduled). A step whose entry
+has `converged_after` (seconds from its start until what it made was in place) gets a marker there. Writes an SVG
+with no dependency beyond the standard library.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ ROW, LEFT, WIDTH, TOP = 26, 150, 760, 40
 
 
 def spans(run_dir: Path) -> list[dict]:
-    """Per step: its name, start and end (s from the run's start), and its wait spans [(start, end, waiter)]."""
+    """Per step: its name, start and end (s from the run's start), its wait spans [(start, end, waiter)] and, when
+    the record has it, when it converged (None otherwise)."""
     record = json.loads((run_dir / "run.json").read_text())
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines() if line.strip()]
     zero = min((c["time"] for c in calls), default=0.0)
@@ -35,9 +37,17 @@ def spans(run_dir: Path) -> list[dict]:
                 waits[-1][1] = at
             else:
                 waits.append([at, at, waiter])
+        converged = step.get("converged_after")
         out.append({"step": name, "start": start, "end": start + float(step["seconds"]),
-                    "waits": [tuple(w) for w in waits]})
+                    "waits": [tuple(w) for w in waits],
+                    "converged": None if converged is None else start + float(converged)})
     return out
+
+
+def _diamond(x: float, y: float, title: str) -> str:
+    half = ROW // 2 - 2
+    return (f'<path d="M{x:.1f} {y + 2} l5 {half} l-5 {half} l-5 -{half} z" fill="#e6550d">'
+            f'<title>{escape(title)}</title></path>')
 
 
 def svg(rows: list[dict], title: str) -> str:
@@ -59,6 +69,9 @@ def svg(rows: list[dict], title: str) -> str:
             w0, w1 = LEFT + start * scale, LEFT + max(end, start + 0.5) * scale
             parts.append(f'<rect x="{w0:.1f}" y="{y + 7}" width="{w1 - w0:.1f}" height="{ROW - 16}" fill="#08519c">'
                          f'<title>{escape(waiter)}: {start:.1f}-{end:.1f} s</title></rect>')
+        if row.get("converged") is not None:
+            parts.append(_diamond(LEFT + row["converged"] * scale, y, f"{row['step']} converged at "
+                                  f"{row['converged']:.1f} s"))
     axis = TOP + ROW * len(rows) + 10
     parts.append(f'<line x1="{LEFT}" y1="{axis}" x2="{LEFT + WIDTH}" y2="{axis}" stroke="#444"/>')
     step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600) if total / s <= 12)
@@ -66,8 +79,9 @@ def svg(rows: list[dict], title: str) -> str:
         x = LEFT + tick * scale
         parts.append(f'<line x1="{x:.1f}" y1="{axis}" x2="{x:.1f}" y2="{axis + 4}" stroke="#444"/>'
                      f'<text x="{x:.1f}" y="{axis + 16}" text-anchor="middle">{tick}</text>')
+    marker = "; diamond: the step converged" if any(r.get("converged") is not None for r in rows) else ""
     parts.append(f'<text x="{LEFT + WIDTH}" y="{axis + 32}" text-anchor="end">seconds from the start of the run; '
-                 'dark: waiting for AWS (waiter polls)</text></svg>')
+                 f'dark: waiting for AWS (waiter polls){marker}</text></svg>')
     return "\n".join(parts) + "\n"
 
 
