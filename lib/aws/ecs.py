@@ -1,4 +1,4 @@
-"""ECS finders: our task definition family's revisions, our service.
+"""ECS finders: our task definition family's revisions, our service, the cluster's instances, our tasks' host ports.
 
 A service of our name in the cluster that is not tagged as ours raises errors.NotOurs; the list of task
 definitions returns only the revisions tagged as ours."""
@@ -9,7 +9,9 @@ from vpclink_runbooks.aws.missing import ignore_missing
 from vpclink_runbooks.errors import NotOurs
 from vpclink_runbooks.names import Names
 
-PERMISSIONS = ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:DescribeServices"]
+PERMISSIONS = ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:DescribeServices",
+               "ecs:ListContainerInstances", "ecs:DescribeContainerInstances", "ec2:DescribeInstances",
+               "ecs:ListTasks", "ecs:DescribeTasks"]
 # What DescribeTaskDefinition answers for a family with no revision.
 NO_TASK_DEFINITION = ("ClientException", "InvalidParameterException")
 
@@ -61,3 +63,46 @@ def live_service(names: Names, records: list[dict] | None, cluster: str,
 def service(aws, names: Names, cluster: str, statuses: tuple[str, ...] = ("ACTIVE",)) -> dict | None:
     """Our service in the cluster (ACTIVE unless `statuses` say otherwise); None when there is none."""
     return live_service(names, services(aws, names, cluster), cluster, statuses)
+
+
+def container_instances(aws, cluster: str) -> list[dict]:
+    arns = [a for page in aws.ecs.get_paginator("list_container_instances").paginate(cluster=cluster)
+            for a in page["containerInstanceArns"]]
+    described = []
+    for start in range(0, len(arns), 100):
+        described += aws.ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])[
+            "containerInstances"]
+    if not described:
+        return []
+    ec2_ids = sorted({c["ec2InstanceId"] for c in described})  # sorted: the same read as verify's
+    ec2 = {i["InstanceId"]: i for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=ec2_ids)
+           for r in page["Reservations"] for i in r["Instances"]}
+    instances = []
+    for ci in described:
+        inst = ec2.get(ci["ec2InstanceId"], {})
+        remaining = ci.get("remainingResources", [])
+        ports = next((r.get("stringSetValue", []) for r in remaining if r["name"] == "PORTS"), [])
+        instances.append({
+            "instance_id": ci["ec2InstanceId"], "container_instance_arn": ci["containerInstanceArn"],
+            "status": ci["status"], "az": inst.get("Placement", {}).get("AvailabilityZone", "?"),
+            "subnet_id": inst.get("SubnetId"), "private_ip": inst.get("PrivateIpAddress"),
+            "state": inst.get("State", {}).get("Name", "unknown"),
+            "security_groups": sorted(g["GroupId"] for g in inst.get("SecurityGroups", [])),
+            "used_ports": sorted(int(p) for p in ports),
+        })
+    return sorted(instances, key=lambda i: (i["az"], i["instance_id"]))
+
+
+def service_ports(aws, cluster: str, service: str) -> dict[str, set[int]]:
+    """Host ports our own service's tasks hold on each container instance (they free up on redeploy)."""
+    # the same read as verify's (checks.inventory), so a run reads it once
+    arns = [a for page in aws.ecs.get_paginator("list_tasks").paginate(
+        cluster=cluster, serviceName=service, desiredStatus="RUNNING") for a in page["taskArns"]] if service else []
+    held: dict[str, set[int]] = {}
+    if arns:
+        for task in [t for start in range(0, len(arns), 100)
+                     for t in aws.ecs.describe_tasks(cluster=cluster, tasks=arns[start:start + 100])["tasks"]]:
+            for container in task.get("containers", []):
+                for binding in container.get("networkBindings", []):
+                    held.setdefault(task.get("containerInstanceArn", ""), set()).add(binding["hostPort"])
+    return held

@@ -19,6 +19,8 @@ What keeps it true:
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
 - A read by one name that a kept complete list answers (a load balancer or target group by name, a base path
   mapping) is answered from that list, with AWS's own error when the name is not in it (changes.FROM_LIST).
+- Reads sent side by side (aws/parallel.py): a read whose answer (or the list that answers it) is on its way
+  for another thread of this session waits for that answer instead of being sent a second time.
 - Errors kept are AWS's own 4xx answers (mostly an absent resource; an access denial is kept too, as IAM does
   not change within one command); 5xx, throttling and connection errors are never kept.
 
@@ -70,6 +72,10 @@ EFFECTS = {
 _LIST_KEYS = {"NextToken", "nextToken", "Marker", "position", "limit", "PageSize", "MaxResults", "maxResults",
               "MaxItems", "Filters", "include", "desiredStatus", "status"}
 _ANSWERED = "runbook_from_inventory"
+_SENDING = "runbook_inventory_sending"  # the key of the read this call sends for every thread (see _answer)
+# How long a read waits for the same read another thread sent (AWS's answer, retries and all, normally comes
+# back within seconds); past this it is sent itself, as before reads went side by side.
+INFLIGHT_WAIT_SECONDS = 300.0
 
 
 def _encode(value: Any) -> Any:
@@ -114,6 +120,7 @@ class RunInventory:
         self._answers: dict[str, dict] = {}
         self._offset = 0
         self._fresh: dict[str, float] = {}  # operation -> the oldest answer (time.time()) it may use
+        self._sending: dict[str, threading.Event] = {}  # key -> set when the read on its way is answered
         self._lock = threading.Lock()
 
     def attach(self, session: Any) -> None:
@@ -127,13 +134,14 @@ class RunInventory:
     def fresh(self, operations: Iterable[str] = FRESH, seconds: float = FRESH_SECONDS) -> Iterator[None]:
         """Within this block, `operations` use only answers younger than `seconds` (then read from AWS once,
         however many checks look at them)."""
-        before = dict(self._fresh)
         with self._lock:
+            before = dict(self._fresh)
             self._fresh.update({operation: time.time() - seconds for operation in operations})
         try:
             yield
         finally:
-            self._fresh = before
+            with self._lock:
+                self._fresh = before
 
     # ---- the file ------------------------------------------------------------------------------------------
 
@@ -235,20 +243,48 @@ class RunInventory:
             return None
         service, params = model.service_model.service_name, context.get("runbook_inventory_params", {})
         key = self._key(service, operation, params)
-        with self._lock:
-            self._sync()
-            row = self._answers.get(key)
-            if row is None or row["at"] < self._fresh.get(operation, 0):
-                derived = changes.from_list(service, operation, params, lambda op, p: self._usable(service, op, p))
-                if derived is None:
+        deadline = time.monotonic() + INFLIGHT_WAIT_SECONDS
+        while True:
+            with self._lock:
+                self._sync()
+                found, pending = self._kept_or_pending(service, operation, params, key)
+                if found is None and (pending is None or time.monotonic() > deadline):
+                    # sent by this thread: another thread's same read waits for its answer (_learn, _done)
+                    self._sending.setdefault(key, threading.Event())
+                    context[_SENDING] = key
                     return None
-                status, answer = derived
-            else:
-                status, answer = row["status"], row["parsed"]
+            if found is not None:
+                break
+            pending.wait(max(0.0, deadline - time.monotonic()))
+        status, answer = found
         context[_ANSWERED] = True
         response = AWSResponse(url="", status_code=status, headers={}, raw=None)
         parsed = json.loads(json.dumps(answer, default=_encode), object_hook=_decode)  # a copy per answer
         return response, parsed
+
+    def _kept_or_pending(self, service: str, operation: str, params: dict,
+                         key: str) -> tuple[tuple[int, dict] | None, threading.Event | None]:
+        """((status, answer) kept for the read, or derived from a kept list; None), and when there is none, the
+        event of the same read or of the list that would answer it, on its way for another thread (or None)."""
+        row = self._answers.get(key)
+        if row is not None and row["at"] >= self._fresh.get(operation, 0):
+            return (row["status"], row["parsed"]), None
+        asked = [key]
+
+        def usable(op: str, p: dict) -> dict | None:
+            asked.append(self._key(service, op, p))
+            return self._usable(service, op, p)
+
+        derived = changes.from_list(service, operation, params, usable)
+        if derived is not None:
+            return derived, None
+        return None, next((self._sending[k] for k in asked if k in self._sending), None)
+
+    def _done(self, context: dict) -> None:
+        """The read this call sent is answered (or failed): the threads waiting for it look again. Under the lock."""
+        event = self._sending.pop(context.pop(_SENDING, None), None)
+        if event is not None:
+            event.set()
 
     def _usable(self, service: str, operation: str, params: dict) -> dict | None:
         row = self._answers.get(self._key(service, operation, params))
@@ -266,24 +302,32 @@ class RunInventory:
             return
         status = getattr(http_response, "status_code", 200)
         code = (parsed or {}).get("Error", {}).get("Code")
-        if operation.startswith("Test") or status >= 500 or status == 429 or code in THROTTLING_CODES:
-            return
-        kept = _without_metadata(parsed)
         with self._lock:
-            self._sync()
-            sent = {"sent": self.step or "", **({"wait": self._polling_now()} if self._polling_now() else {})}
-            self._append({**self._row(service, operation, params, status, kept), **sent})
-            if status < 300:
-                for other in changes.aliases(service, operation, params, kept):
-                    self._append(self._row(service, operation, other, status, kept))
-            if self._polling_now() and status < 300 and (items := _items(kept)):
-                # the live state of what the poll read: kept answers that list the same resources take it
-                self._append({"update": {"service": service, "items": items}})
-            self._sync()
+            try:
+                if not (operation.startswith("Test") or status >= 500 or status == 429 or code in THROTTLING_CODES):
+                    self._keep(service, operation, params, status, _without_metadata(parsed))
+            finally:
+                self._done(context)  # kept or not (then they send their own), threads waiting for it look again
+
+    def _keep(self, service: str, operation: str, params: dict, status: int, kept: dict) -> None:
+        """Append a read's answer (and the reads it answers too); under the lock."""
+        self._sync()
+        sent = {"sent": self.step or "", **({"wait": self._polling_now()} if self._polling_now() else {})}
+        self._append({**self._row(service, operation, params, status, kept), **sent})
+        if status < 300:
+            for other in changes.aliases(service, operation, params, kept):
+                self._append(self._row(service, operation, other, status, kept))
+        if self._polling_now() and status < 300 and (items := _items(kept)):
+            # the live state of what the poll read: kept answers that list the same resources take it
+            self._append({"update": {"service": service, "items": items}})
+        self._sync()
 
     def _learn_error(self, model: Any = None, context: dict | None = None, **_: Any) -> None:
         from vpclink_runbooks.aws.session import is_mutating
 
+        if context is not None and _SENDING in context:  # a read that got no answer: waiting threads send theirs
+            with self._lock:
+                self._done(context)
         # A mutation that ended in a connection error may still have happened: forget as if it did.
         if model is not None and is_mutating(model.name):
             self._forget(model.service_model.service_name, model.name,

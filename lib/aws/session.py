@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import threading
@@ -147,23 +148,26 @@ def _created_id(parsed: dict) -> str | None:
     return None
 
 
-_POLLING = threading.local()
+# A context variable, not a thread-local: a read sent by a worker of parallel.gather runs in a copy of its
+# caller's context, so a wait that reads side by side still marks its polls.
+_POLLING: contextvars.ContextVar[str | None] = contextvars.ContextVar("runbook_polling", default=None)
 
 
 @contextlib.contextmanager
 def polling(waiter_name: str) -> Iterator[None]:
-    """While a waiter polls in this thread, the recorder marks its calls with the waiter's name ("wait" in
-    calls.jsonl), so a command's reads can be counted apart from its waits' polls."""
-    _POLLING.waiter = waiter_name
+    """While a waiter polls in this thread (and the reads it runs side by side, see parallel.gather), the recorder
+    marks its calls with the waiter's name ("wait" in calls.jsonl), so a command's reads can be counted apart from
+    its waits' polls."""
+    token = _POLLING.set(waiter_name)
     try:
         yield
     finally:
-        _POLLING.waiter = None
+        _POLLING.reset(token)
 
 
 def polling_now() -> str | None:
-    """The name of the waiter polling in this thread (see polling), or None."""
-    return getattr(_POLLING, "waiter", None)
+    """The name of the waiter polling in this context (see polling), or None."""
+    return _POLLING.get()
 
 
 # The headers AWS names the request in (S3: x-amz-request-id; the rest: x-amzn-RequestId); lower case, as botocore
@@ -194,6 +198,7 @@ class CallRecorder:
     def attach(self, session: boto3.Session) -> None:
         events = session.events
         events.register("before-parameter-build", self._remember_params)
+        events.register("request-created", self._started)
         events.register("after-call", self._after_call)
         events.register("after-call-error", self._after_error)
         events.register("needs-retry", self._count_throttled)
@@ -213,10 +218,20 @@ class CallRecorder:
     def _remember_params(params: dict, context: dict, **_: Any) -> None:
         context["runbook_params"] = dict(params)
 
+    @staticmethod
+    def _started(request: Any = None, **_: Any) -> None:
+        # The first attempt's request is made (a call the run inventory answers makes none): when the call went
+        # out, so that calls sent side by side (parallel.gather) show as overlapping in calls.jsonl.
+        context = getattr(request, "context", None)
+        if isinstance(context, dict):
+            context.setdefault("runbook_started", time.time())
+
     def _record(self, model: Any, context: dict, result: str, parsed: dict, request_id: str | None = None) -> None:
         operation = model.name
         entry = {
             "time": time.time(),
+            # when it was sent (before its first attempt; pacing's wait and retries included); None if never
+            "started": context.get("runbook_started"),
             "service": model.service_model.service_name,
             "operation": operation,
             "mutating": is_mutating(operation),
@@ -230,7 +245,7 @@ class CallRecorder:
         }
         if self.step:
             entry["step"] = self.step
-        waiter = getattr(_POLLING, "waiter", None)
+        waiter = polling_now()
         if waiter:
             entry["wait"] = waiter  # a poll of that waiter, not a read of the step's own
         with self._lock:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from vpclink_runbooks.aws.missing import ignore_missing
+from vpclink_runbooks.aws.parallel import gather
 from vpclink_runbooks.aws.session import fresh
 from vpclink_runbooks.checks.probes import _probes
 from vpclink_runbooks.context import Context
@@ -69,28 +71,25 @@ def fetch(ctx: Context, *, probe: bool = True) -> Inventory:
     """Read the live chain once: the API, the VPC link, the load balancer, the targets, the service, the groups.
 
     In a runner's run, what the run's earlier notebooks read and nothing changed since comes from the run
-    inventory; what time alone changes (health, tasks, statuses) is read from AWS."""
+    inventory; what time alone changes (health, tasks, statuses) is read from AWS. Reads that need no other's
+    answer go out side by side (aws.parallel); the probes go last, on what was read."""
     with fresh(ctx.aws):
         return _fetch(ctx, probe)
 
 
 def _fetch(ctx: Context, probe: bool) -> Inventory:
     inv = Inventory(params=ctx.params, names=ctx.names)
-    inv.world = discover(ctx)
+    # Reads that need no other's answer go out side by side, each branch reading in its own order and writing
+    # only its own fields; if any fails, the first in the order below is raised, as when read one after another.
+    # First what needs nothing read before: the world, our target groups' health, our service, our own groups.
+    inv.world, *_ = gather(lambda: discover(ctx), lambda: _fetch_target_health(ctx, inv),
+                           lambda: _fetch_service(ctx, inv), lambda: _fetch_own_groups(ctx, inv))
     inv.vpc_link_count = len(inv.world.vpc_links)
-    _fetch_api(ctx, inv)
-    inv.link = find_link(ctx)
-    inv.lb = find_load_balancer(ctx)
-    if inv.lb:
-        _fetch_load_balancer(ctx, inv)
-    _fetch_targets(ctx, inv)
-    inv.service = find_service(ctx)
-    if inv.service:
-        inv.task_definition = ctx.aws.ecs.describe_task_definition(
-            taskDefinition=inv.service["taskDefinition"])["taskDefinition"]
-        inv.tasks = _tasks(ctx, inv.world)
-        inv.stopped_tasks = _tasks(ctx, inv.world, "STOPPED")
-    _fetch_groups(ctx, inv)
+    # Then what needs it: the world's lists answer the reads by name (our load balancer, our base path mapping)
+    # from the run inventory, and the instances and tasks are the world's joined with what was just read.
+    _, inv.link, *_ = gather(lambda: _fetch_api(ctx, inv), lambda: find_link(ctx),
+                             lambda: _fetch_load_balancer(ctx, inv), lambda: _fetch_instances(ctx, inv),
+                             lambda: _fetch_tasks(ctx, inv))
     if probe:
         inv.probes.update(_probes(ctx, inv))
     return inv
@@ -99,16 +98,26 @@ def _fetch(ctx: Context, probe: bool) -> Inventory:
 def _fetch_api(ctx: Context, inv: Inventory) -> None:
     """The base path mapping, our API's stage and deployment, and the integration on its proxy resource."""
     gw, a = ctx.aws.apigateway, ctx.params.api
-    inv.mapping = ignore_missing(lambda: gw.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path),
-                                 "NotFoundException")
-    inv.api = find_rest_api(ctx)
+    inv.mapping, inv.api = gather(
+        lambda: ignore_missing(lambda: gw.get_base_path_mapping(domainName=a.domain_name, basePath=a.base_path),
+                               "NotFoundException"),
+        lambda: find_rest_api(ctx))
     if not inv.api:
         return
-    api_id = inv.api["id"]
-    inv.stage = ignore_missing(lambda: gw.get_stage(restApiId=api_id, stageName=a.stage), "NotFoundException")
+    gather(lambda: _fetch_stage(ctx, inv), lambda: _fetch_integration(ctx, inv))
+
+
+def _fetch_stage(ctx: Context, inv: Inventory) -> None:
+    gw, api_id = ctx.aws.apigateway, inv.api["id"]
+    inv.stage = ignore_missing(lambda: gw.get_stage(restApiId=api_id, stageName=ctx.params.api.stage),
+                               "NotFoundException")
     if inv.stage and inv.stage.get("deploymentId"):
         inv.deployment = ignore_missing(lambda: gw.get_deployment(restApiId=api_id,
                                         deploymentId=inv.stage["deploymentId"]), "NotFoundException")
+
+
+def _fetch_integration(ctx: Context, inv: Inventory) -> None:
+    gw, api_id = ctx.aws.apigateway, inv.api["id"]
     resources = [r for page in gw.get_paginator("get_resources").paginate(restApiId=api_id) for r in page["items"]]
     proxy = next((r for r in resources if r.get("pathPart") == PROXY_PATH), None)
     if proxy:
@@ -118,36 +127,63 @@ def _fetch_api(ctx: Context, inv: Inventory) -> None:
 
 
 def _fetch_load_balancer(ctx: Context, inv: Inventory) -> None:
-    """Cross-zone, the listeners and the groups they forward to, the load balancer's subnets and its rules."""
+    """Our load balancer; cross-zone, the listeners and the groups they forward to, its subnets, its rules, and
+    which of its security groups is ours."""
+    inv.lb = find_load_balancer(ctx)
+    if not inv.lb:
+        return
     aws, arn = ctx.aws, inv.lb["LoadBalancerArn"]
-    attrs = aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
-    inv.cross_zone = any(a["Key"] == "load_balancing.cross_zone.enabled" and a["Value"] == "true" for a in attrs)
-    inv.listeners = aws.elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
-    forwarded = sorted({a["TargetGroupArn"] for li in inv.listeners for a in li.get("DefaultActions", [])
-                        if a.get("TargetGroupArn")})
-    if forwarded:  # the region's target groups, the read that finds ours (one read for both)
-        listed = {t["TargetGroupArn"]: t for page in aws.elbv2.get_paginator("describe_target_groups").paginate()
-                  for t in page["TargetGroups"]}
-        unlisted = [arn for arn in forwarded if arn not in listed]
-        if unlisted:  # created since the list was read
-            listed.update({t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
-                TargetGroupArns=unlisted)["TargetGroups"]})
-        inv.listener_groups = {arn: listed[arn] for arn in forwarded if arn in listed}
     subnet_ids = {az["SubnetId"] for az in inv.lb.get("AvailabilityZones", [])}
-    if subnet_ids:  # the load balancer's subnets are the VPC's: the read inspect made
-        inv.subnets = {s["SubnetId"]: s for page in aws.ec2.get_paginator("describe_subnets").paginate(
-            Filters=[{"Name": "vpc-id", "Values": [inv.lb["VpcId"]]}]) for s in page["Subnets"]
-            if s["SubnetId"] in subnet_ids}
-    inv.nlb_rules = _inbound_rules(aws, sorted(inv.lb.get("SecurityGroups") or []))
+    attrs, (inv.listeners, inv.listener_groups), subnets, inv.nlb_rules, nlb_group = gather(
+        lambda: aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"],
+        lambda: _listeners(aws, arn),
+        # the load balancer's subnets are the VPC's: the read inspect made
+        lambda: [s for page in aws.ec2.get_paginator("describe_subnets").paginate(
+            Filters=[{"Name": "vpc-id", "Values": [inv.lb["VpcId"]]}]) for s in page["Subnets"]] if subnet_ids else [],
+        lambda: _inbound_rules(aws, sorted(inv.lb.get("SecurityGroups") or [])),
+        # its rules are among nlb_rules; only which group is ours
+        lambda: find_security_group(ctx, ctx.names.nlb_security_group) if _nlb_group_wanted(ctx, inv.lb) else None)
+    inv.cross_zone = any(a["Key"] == "load_balancing.cross_zone.enabled" and a["Value"] == "true" for a in attrs)
+    inv.subnets = {s["SubnetId"]: s for s in subnets if s["SubnetId"] in subnet_ids}
+    if _nlb_group_wanted(ctx, inv.lb):  # last of the groups (after _fetch_own_groups'), as when read in turn
+        inv.groups[ctx.names.nlb_security_group] = nlb_group
 
 
-def _fetch_targets(ctx: Context, inv: Inventory) -> None:
-    """Our target groups, their targets' health, and the instances behind them and in the cluster."""
-    aws = ctx.aws
+def _nlb_group_wanted(ctx: Context, lb: dict) -> bool:
+    return ctx.params.nlb.type == "network" and bool(lb.get("SecurityGroups"))
+
+
+def _listeners(aws, arn: str) -> tuple[list[dict], dict[str, dict]]:
+    """The load balancer's listeners, and every target group a listener forwards to."""
+    listeners = aws.elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+    forwarded = sorted({a["TargetGroupArn"] for li in listeners for a in li.get("DefaultActions", [])
+                        if a.get("TargetGroupArn")})
+    if not forwarded:
+        return listeners, {}
+    # the region's target groups, the read that finds ours (one read for both)
+    listed = {t["TargetGroupArn"]: t for page in aws.elbv2.get_paginator("describe_target_groups").paginate()
+              for t in page["TargetGroups"]}
+    unlisted = [arn for arn in forwarded if arn not in listed]
+    if unlisted:  # created since the list was read
+        listed.update({t["TargetGroupArn"]: t for t in aws.elbv2.describe_target_groups(
+            TargetGroupArns=unlisted)["TargetGroups"]})
+    return listeners, {arn: listed[arn] for arn in forwarded if arn in listed}
+
+
+def _fetch_target_health(ctx: Context, inv: Inventory) -> None:
+    """Our target groups and their targets' health (one read per group, side by side)."""
     inv.target_groups = owned_target_groups(ctx)
-    for tg in inv.target_groups:
-        inv.health[tg["TargetGroupArn"]] = aws.elbv2.describe_target_health(
-            TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+    arns = [tg["TargetGroupArn"] for tg in inv.target_groups]
+    inv.health = dict(zip(arns, gather(*[partial(_health, ctx.aws, arn) for arn in arns]), strict=True))
+
+
+def _health(aws, arn: str) -> list[dict]:
+    return aws.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+
+
+def _fetch_instances(ctx: Context, inv: Inventory) -> None:
+    """The instances behind our targets and in the cluster, and their inbound rules (ours and all)."""
+    aws = ctx.aws
     # instance targets only: IP targets (awsvpc) are task addresses, not instances
     target_ids = {d["Target"]["Id"] for descs in inv.health.values() for d in descs
                   if d["Target"]["Id"].startswith("i-")}
@@ -157,31 +193,44 @@ def _fetch_targets(ctx: Context, inv: Inventory) -> None:
         reservations = [r for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=instance_ids)
                         for r in page["Reservations"]]
         inv.instances = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
-
-
-def _fetch_groups(ctx: Context, inv: Inventory) -> None:
-    """The instances' inbound rules (ours and all), and the runbook's own groups on the V2 / ALB / awsvpc paths."""
-    aws, p, n = ctx.aws, ctx.params, ctx.names
     group_ids = sorted({g["GroupId"] for i in inv.instances.values() for g in i.get("SecurityGroups", [])})
-    for group_id in group_ids:
-        inv.rules += owned_rules(ctx, group_id)
-    inv.all_rules = _inbound_rules(aws, group_ids)
-    wanted_groups = []
-    if p.vpc_link.version == 2:
-        wanted_groups.append(n.link_security_group)
-    if p.nlb.type == "application":
-        wanted_groups.append(n.alb_security_group)
-    if p.awsvpc:
-        wanted_groups.append(n.task_security_group)
-    if p.nlb.type == "network" and (inv.lb or {}).get("SecurityGroups"):
-        wanted_groups.append(n.nlb_security_group)  # its rules are among nlb_rules; only which group is ours
-    for name in wanted_groups:
-        if name == n.nlb_security_group:
-            inv.groups[name] = find_security_group(ctx, name)
-            continue
-        inv.groups[name] = find_security_group(ctx, name)
-        if inv.groups[name]:
-            inv.group_rules[name] = _inbound_rules(aws, [inv.groups[name]["GroupId"]])
+    *owned, inv.all_rules = gather(*[partial(owned_rules, ctx, group_id) for group_id in group_ids],
+                                   lambda: _inbound_rules(aws, group_ids))
+    inv.rules = [rule for rules in owned for rule in rules]
+
+
+def _fetch_service(ctx: Context, inv: Inventory) -> None:
+    """Our service and its task definition."""
+    inv.service = find_service(ctx)
+    if inv.service:
+        inv.task_definition = ctx.aws.ecs.describe_task_definition(
+            taskDefinition=inv.service["taskDefinition"])["taskDefinition"]
+
+
+def _fetch_tasks(ctx: Context, inv: Inventory) -> None:
+    """Our service's running and recently stopped tasks, on the world's instances."""
+    if inv.service:
+        inv.tasks, inv.stopped_tasks = gather(lambda: _tasks(ctx, inv.world),
+                                              lambda: _tasks(ctx, inv.world, "STOPPED"))
+
+
+def _fetch_own_groups(ctx: Context, inv: Inventory) -> None:
+    """The runbook's own groups on the V2 / ALB / awsvpc paths, with their inbound rules (the NLB's, whether
+    wanted depends on the load balancer: _fetch_load_balancer)."""
+    p, n = ctx.params, ctx.names
+    wanted = [name for name, needed in ((n.link_security_group, p.vpc_link.version == 2),
+                                        (n.alb_security_group, p.nlb.type == "application"),
+                                        (n.task_security_group, p.awsvpc)) if needed]
+    for name, (group, rules) in zip(wanted, gather(*[partial(_group_and_rules, ctx, name) for name in wanted]),
+                                    strict=True):
+        inv.groups[name] = group
+        if group:
+            inv.group_rules[name] = rules
+
+
+def _group_and_rules(ctx: Context, name: str) -> tuple[dict | None, list[dict]]:
+    group = find_security_group(ctx, name)
+    return group, _inbound_rules(ctx.aws, [group["GroupId"]]) if group else []
 
 
 def _tasks(ctx: Context, world: World, desired: str = "RUNNING") -> list[dict]:

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from vpclink_runbooks.aws import ecs as aws_ecs
 from vpclink_runbooks.aws import task_needs
+from vpclink_runbooks.aws.parallel import gather
 from vpclink_runbooks.context import Context
 from vpclink_runbooks.errors import PreflightRefused
 
@@ -55,50 +57,8 @@ def _private_subnets(aws, vpc_id: str, subnets: list[dict]) -> dict[str, bool]:
     return {s["SubnetId"]: not public(by_subnet.get(s["SubnetId"], main)) for s in subnets}
 
 
-def _container_instances(aws, cluster: str) -> list[dict]:
-    arns = [a for page in aws.ecs.get_paginator("list_container_instances").paginate(cluster=cluster)
-            for a in page["containerInstanceArns"]]
-    described = []
-    for start in range(0, len(arns), 100):
-        described += aws.ecs.describe_container_instances(cluster=cluster, containerInstances=arns[start:start + 100])[
-            "containerInstances"]
-    if not described:
-        return []
-    ec2_ids = sorted({c["ec2InstanceId"] for c in described})  # sorted: the same read as verify's
-    ec2 = {i["InstanceId"]: i for page in aws.ec2.get_paginator("describe_instances").paginate(InstanceIds=ec2_ids)
-           for r in page["Reservations"] for i in r["Instances"]}
-    instances = []
-    for ci in described:
-        inst = ec2.get(ci["ec2InstanceId"], {})
-        remaining = ci.get("remainingResources", [])
-        ports = next((r.get("stringSetValue", []) for r in remaining if r["name"] == "PORTS"), [])
-        instances.append({
-            "instance_id": ci["ec2InstanceId"], "container_instance_arn": ci["containerInstanceArn"],
-            "status": ci["status"], "az": inst.get("Placement", {}).get("AvailabilityZone", "?"),
-            "subnet_id": inst.get("SubnetId"), "private_ip": inst.get("PrivateIpAddress"),
-            "state": inst.get("State", {}).get("Name", "unknown"),
-            "security_groups": sorted(g["GroupId"] for g in inst.get("SecurityGroups", [])),
-            "used_ports": sorted(int(p) for p in ports),
-        })
-    return sorted(instances, key=lambda i: (i["az"], i["instance_id"]))
-
-
-def _service_ports(aws, cluster: str, service: str) -> dict[str, set[int]]:
-    """Host ports our own service's tasks hold on each container instance (they free up on redeploy)."""
-    # the same read as verify's (checks.inventory), so a run reads it once
-    arns = [a for page in aws.ecs.get_paginator("list_tasks").paginate(
-        cluster=cluster, serviceName=service, desiredStatus="RUNNING") for a in page["taskArns"]] if service else []
-    held: dict[str, set[int]] = {}
-    if arns:
-        for task in [t for start in range(0, len(arns), 100)
-                     for t in aws.ecs.describe_tasks(cluster=cluster, tasks=arns[start:start + 100])["tasks"]]:
-            for container in task.get("containers", []):
-                for binding in container.get("networkBindings", []):
-                    held.setdefault(task.get("containerInstanceArn", ""), set()).add(binding["hostPort"])
-    return held
-
-
-def discover(ctx: Context) -> World:
+def _vpc_and_subnets(ctx: Context) -> tuple[dict, list[dict]]:
+    """The VPC (refused when it does not exist) and its subnets, each with whether it is private."""
     aws, p = ctx.aws, ctx.params
     vpcs = aws.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [p.vpc_id]}])["Vpcs"]
     if not vpcs:
@@ -107,32 +67,51 @@ def discover(ctx: Context) -> World:
     raw_subnets = [s for page in aws.ec2.get_paginator("describe_subnets").paginate(
         Filters=[{"Name": "vpc-id", "Values": [p.vpc_id]}]) for s in page["Subnets"]]
     private = _private_subnets(aws, p.vpc_id, raw_subnets)
-    subnets = sorted(({"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"], "cidr": s["CidrBlock"],
-                       "private": private[s["SubnetId"]],
-                       "name": next((t["Value"] for t in s.get("Tags", []) if t["Key"] == "Name"), "")}
-                      for s in raw_subnets), key=lambda s: (s["az"], s["subnet_id"]))
+    return vpcs[0], sorted(({"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"], "cidr": s["CidrBlock"],
+                             "private": private[s["SubnetId"]],
+                             "name": next((t["Value"] for t in s.get("Tags", []) if t["Key"] == "Name"), "")}
+                            for s in raw_subnets), key=lambda s: (s["az"], s["subnet_id"]))
+
+
+def _cluster_instances(ctx: Context) -> list[dict]:
+    p = ctx.params
     try:
-        instances = _container_instances(aws, p.cluster)
+        return aws_ecs.container_instances(ctx.aws, p.cluster)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ClusterNotFoundException":
             raise
         raise PreflightRefused(f"cluster {p.cluster} does not exist in {p.region}; fix cluster") from None
-    held = _service_ports(aws, p.cluster, ctx.names.ecs_service)
-    for inst in instances:
-        inst["our_ports"] = sorted(held.get(inst["container_instance_arn"], set()))
-    world = World(vpc=vpcs[0], subnets=subnets, instances=instances)
-    world.load_balancers = [lb for page in aws.elbv2.get_paginator("describe_load_balancers").paginate()
-                            for lb in page["LoadBalancers"] if lb.get("VpcId") == p.vpc_id]
-    world.vpc_links = [v for page in aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]]
-    world.rest_apis = [a for page in aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]]
+
+
+def _domain(aws, domain_name: str) -> tuple[dict | None, list[dict]]:
+    """The custom domain and its base path mappings; (None, []) when there is no such domain."""
+    domain = None
     try:
-        world.domain = aws.apigateway.get_domain_name(domainName=p.api.domain_name)
-        world.mappings = [m for page in aws.apigateway.get_paginator("get_base_path_mappings").paginate(
-            domainName=p.api.domain_name) for m in page.get("items", [])]
+        domain = aws.apigateway.get_domain_name(domainName=domain_name)
+        return domain, [m for page in aws.apigateway.get_paginator("get_base_path_mappings").paginate(
+            domainName=domain_name) for m in page.get("items", [])]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "NotFoundException":
             raise
-    return world
+        return domain, []
+
+
+def discover(ctx: Context) -> World:
+    """The world around the runbook. Reads that need no other's answer go out side by side (aws.parallel); if
+    any fails, the first in this order is raised (the VPC's, then the cluster's refusal), as when read in turn."""
+    aws, p = ctx.aws, ctx.params
+    (vpc, subnets), instances, held, lbs, links, apis, (domain, mappings) = gather(
+        lambda: _vpc_and_subnets(ctx), lambda: _cluster_instances(ctx),
+        lambda: aws_ecs.service_ports(aws, p.cluster, ctx.names.ecs_service),
+        lambda: [lb for page in aws.elbv2.get_paginator("describe_load_balancers").paginate()
+                 for lb in page["LoadBalancers"] if lb.get("VpcId") == p.vpc_id],
+        lambda: [v for page in aws.apigateway.get_paginator("get_vpc_links").paginate() for v in page["items"]],
+        lambda: [a for page in aws.apigateway.get_paginator("get_rest_apis").paginate() for a in page["items"]],
+        lambda: _domain(aws, p.api.domain_name))
+    for inst in instances:
+        inst["our_ports"] = sorted(held.get(inst["container_instance_arn"], set()))
+    return World(vpc=vpc, subnets=subnets, instances=instances, load_balancers=lbs, vpc_links=links, rest_apis=apis,
+                 domain=domain, mappings=mappings)
 
 
 # ---- tables for the notebook -------------------------------------------------------------------
