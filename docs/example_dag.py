@@ -12,9 +12,9 @@ order, and what each needs), kept here so workers need not import the package; t
 proves the copy equals the registry (and the runner's COMMANDS["apply"] derived from it).
 
 One difference from the runner: the runner starts 20_vpc_link and 30_ecs_service as soon as 10_nlb has created
-the NLB (while it provisions) and 40_api as soon as 20_vpc_link has created the link (while it is PENDING). An Airflow task is a
-whole notebook, so here they wait for the whole of 10_nlb and 20_vpc_link, waits included: on AWS that puts
-40_api's own time on the DAG's critical path (registry.whole_needs_by_notebook).
+the NLB (while it provisions) and 40_api as soon as 20_vpc_link has created the link (while it is PENDING). An
+Airflow task is a whole notebook, so here they wait for the whole of 10_nlb and 20_vpc_link, waits included: on
+AWS that puts 40_api's own time on the DAG's critical path (registry.whole_needs_by_notebook).
 """
 
 from __future__ import annotations
