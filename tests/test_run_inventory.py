@@ -96,6 +96,43 @@ def test_polls_are_sent_and_their_answers_update_what_is_kept(sandbox, tmp_path)
         aws.elbv2.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
 
 
+def test_two_notebooks_waiting_for_one_resource_poll_aws_about_once_a_period(sandbox, tmp_path):
+    """10_nlb's wait and 20_vpc_link's (before it creates the link) poll the same NLB: a poll another notebook sent
+    under half a second ago answers the other's; polls further apart, or a waiter's own, are sent."""
+    import threading
+
+    from vpclink_runbooks.aws.run_inventory import SHARED_POLL_SECONDS
+
+    nlb, link = notebook(sandbox, tmp_path, "10_nlb"), notebook(sandbox, tmp_path, "20_vpc_link")
+    vpc_id = nlb.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    name = f"shared-{int(time.time() * 1000) % 10**8}"
+    tg = nlb.elbv2.create_target_group(Name=name, Protocol="TCP", Port=18082, VpcId=vpc_id)["TargetGroups"][0]
+    arn = tg["TargetGroupArn"]
+    try:
+        def poll(aws, offset: float, polls: int = 4) -> None:
+            time.sleep(offset)
+            with aws_mod.polling("shared_poll"):
+                for _ in range(polls):
+                    aws.elbv2.describe_target_groups(TargetGroupArns=[arn])
+                    time.sleep(1.0)
+
+        waiters = [threading.Thread(target=poll, args=(nlb, 0.0)), threading.Thread(target=poll, args=(link, 0.2))]
+        for w in waiters:
+            w.start()
+        for w in waiters:
+            w.join()
+        assert len([c for c in nlb.recorder.calls if c.get("wait")]) == 4  # the first poller sends its own
+        assert [c for c in link.recorder.calls if c.get("wait")] == []  # 0.2 s behind: answered by the first's
+        # a poll older than SHARED_POLL_SECONDS is not shared
+        with aws_mod.polling("shared_poll"):
+            nlb.elbv2.describe_target_groups(TargetGroupArns=[arn])
+            time.sleep(SHARED_POLL_SECONDS + 0.1)
+            link.elbv2.describe_target_groups(TargetGroupArns=[arn])
+        assert len([c for c in link.recorder.calls if c.get("wait")]) == 1
+    finally:
+        nlb.elbv2.delete_target_group(TargetGroupArn=arn)
+
+
 def test_the_final_verify_reads_what_time_changes_unless_it_is_recent(sandbox, tmp_path):
     aws = notebook(sandbox, tmp_path, "50_verify")
     aws.ec2.describe_instances()

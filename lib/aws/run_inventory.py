@@ -14,7 +14,9 @@ What keeps it true:
   named or returned, the service's list reads (those that name no resource), and the reads of other services
   it affects (EFFECTS). Other notebooks of the run see the ``forget`` before their next read, so a read after
   a change goes to AWS.
-- A wait's polls are always sent (the waiter needs the live state) and their answers replace what is kept.
+- A wait's polls are sent (the waiter needs the live state) and their answers replace what is kept; only a poll
+  another notebook's wait sent for the same read under SHARED_POLL_SECONDS ago answers one (two waits on one
+  resource poll AWS once).
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
 - A read by one name that a kept complete list answers (a load balancer or target group by name, a base path
@@ -51,6 +53,10 @@ FILE = "inventory.jsonl"
 # Reads no runbook call changes: kept even across mutations.
 STABLE = {"GetCallerIdentity", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeClusters",
           "GetDomainName"}
+# A wait's poll is answered by another notebook's poll of the same read younger than this (lib/aws/waits.py polls
+# once a second): 20_vpc_link waits for the NLB that 10_nlb's wait polls, and AWS is asked once. Half the period,
+# so the answer a poll takes is at most half a second older than one it would have sent.
+SHARED_POLL_SECONDS = 0.5
 # Reads whose answers change with time alone (AWS's own convergence, other actors): the final verify reads them.
 # (A load balancer, once active, and the cluster's container instances change only by someone's call: a call of
 # this run forgets them, see changes.CHANGES; another actor's change in the minutes of one run is not looked for.)
@@ -239,10 +245,12 @@ class RunInventory:
         from vpclink_runbooks.aws.session import is_mutating
 
         operation = model.name
-        if is_mutating(operation) or operation.startswith("Test") or self._polling_now():
+        if is_mutating(operation) or operation.startswith("Test"):
             return None
         service, params = model.service_model.service_name, context.get("runbook_inventory_params", {})
         key = self._key(service, operation, params)
+        if self._polling_now():
+            return self._shared_poll(key, context)
         deadline = time.monotonic() + INFLIGHT_WAIT_SECONDS
         while True:
             with self._lock:
@@ -261,6 +269,20 @@ class RunInventory:
         response = AWSResponse(url="", status_code=status, headers={}, raw=None)
         parsed = json.loads(json.dumps(answer, default=_encode), object_hook=_decode)  # a copy per answer
         return response, parsed
+
+    def _shared_poll(self, key: str, context: dict) -> tuple | None:
+        """A wait's poll is sent, unless another notebook's wait polled the same read under SHARED_POLL_SECONDS ago:
+        then that answer is this poll's too (two notebooks waiting for one resource poll AWS about once a period)."""
+        with self._lock:
+            self._sync()
+            row = self._answers.get(key)
+            if (row is None or "wait" not in row or row.get("sent") == self.step
+                    or time.time() - row["at"] >= SHARED_POLL_SECONDS):
+                return None
+            status, answer = row["status"], row["parsed"]
+        context[_ANSWERED] = True
+        response = AWSResponse(url="", status_code=status, headers={}, raw=None)
+        return response, json.loads(json.dumps(answer, default=_encode), object_hook=_decode)
 
     def _kept_or_pending(self, service: str, operation: str, params: dict,
                          key: str) -> tuple[tuple[int, dict] | None, threading.Event | None]:
