@@ -15,8 +15,8 @@ What keeps it true:
   it affects (EFFECTS). Other notebooks of the run see the ``forget`` before their next read, so a read after
   a change goes to AWS.
 - A wait's polls are sent (the waiter needs the live state) and their answers replace what is kept; only a poll
-  another notebook's wait sent for the same read under SHARED_POLL_SECONDS ago answers one (two waits on one
-  resource poll AWS once).
+  another notebook's wait sent for the same read under SHARED_POLL_SECONDS ago, or is sending now (a `polling`
+  line), answers one (two waits on one resource poll AWS once).
 - The final verify asks for the state time changes without any call of ours (FRESH: target health, tasks,
   the service, VPC link status, instances) and reads from AWS what is older than FRESH_SECONDS.
 - A read by one name that a kept complete list answers (a load balancer or target group by name, a base path
@@ -38,6 +38,7 @@ import base64
 import contextlib
 import fcntl
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -127,6 +128,7 @@ class RunInventory:
         self._offset = 0
         self._fresh: dict[str, float] = {}  # operation -> the oldest answer (time.time()) it may use
         self._sending: dict[str, threading.Event] = {}  # key -> set when the read on its way is answered
+        self._polls_on_way: dict[str, dict] = {}  # key -> the `polling` line of a wait's poll on its way (any notebook)
         self._lock = threading.Lock()
 
     def attach(self, session: Any) -> None:
@@ -169,6 +171,8 @@ class RunInventory:
             self._forget_here(row["forget"])
         elif "update" in row:
             self._update_here(row["update"])
+        elif "polling" in row:
+            self._polls_on_way[row["polling"]["key"]] = row
         else:
             self._answers[row["key"]] = row
 
@@ -271,18 +275,38 @@ class RunInventory:
         return response, parsed
 
     def _shared_poll(self, key: str, context: dict) -> tuple | None:
-        """A wait's poll is sent, unless another notebook's wait polled the same read under SHARED_POLL_SECONDS ago:
-        then that answer is this poll's too (two notebooks waiting for one resource poll AWS about once a period)."""
-        with self._lock:
-            self._sync()
-            row = self._answers.get(key)
-            if (row is None or "wait" not in row or row.get("sent") == self.step
-                    or time.time() - row["at"] >= SHARED_POLL_SECONDS):
-                return None
-            status, answer = row["status"], row["parsed"]
+        """A wait's poll is sent, unless another notebook's wait polled the same read under SHARED_POLL_SECONDS ago,
+        or is polling it now (its `polling` line, not yet answered): then that answer is this poll's too (two
+        notebooks waiting for one resource poll AWS about once a period)."""
+        deadline = time.time() + SHARED_POLL_SECONDS
+        while True:
+            with self._lock, self._polls_lock():  # deciding and marking are one step for every notebook
+                self._sync()
+                now, row, marker = time.time(), self._answers.get(key), self._polls_on_way.get(key)
+                if (row is not None and "wait" in row and row.get("sent") != self.step
+                        and now - row["at"] < SHARED_POLL_SECONDS):
+                    status, answer = row["status"], row["parsed"]
+                    break
+                on_way = (marker is not None and marker["polling"]["by"] != self.step
+                          and marker["at"] > now - SHARED_POLL_SECONDS and (row is None or row["at"] < marker["at"]))
+                if not on_way or now > deadline:
+                    self._append({"polling": {"key": key, "by": self.step or ""}, "at": now})
+                    return None
+            time.sleep(0.02)  # the other notebook's answer is a round trip away
         context[_ANSWERED] = True
         response = AWSResponse(url="", status_code=status, headers={}, raw=None)
         return response, json.loads(json.dumps(answer, default=_encode), object_hook=_decode)
+
+    @contextlib.contextmanager
+    def _polls_lock(self) -> Iterator[None]:
+        """The run's lock on deciding whether a poll goes out: a flock of the run folder itself (inventory.jsonl's
+        own flock is taken inside, and a run folder holds only what its record seals)."""
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _kept_or_pending(self, service: str, operation: str, params: dict,
                          key: str) -> tuple[tuple[int, dict] | None, threading.Event | None]:
