@@ -44,7 +44,10 @@ km.shutdown_kernel(now=False)
 print(json.dumps({"inner": round(ran if code else started, 3), "kernel_start": round(started, 3)}))
 """
 
-PAGE = _CLOCK + """from vpclink_runbooks.present.report import export_html
+# as the runner writes its pages: papermill imported first (so without rfc3987-syntax's grammar build), then the
+# exporter (nbconvert and its templates) and one page
+PAGE = _CLOCK + """sys.modules.setdefault("rfc3987_syntax", None)
+from vpclink_runbooks.present.report import export_html
 export_html(sys.argv[1], sys.argv[2])
 """ + _SAY
 
