@@ -6,7 +6,9 @@ step spent waiting for AWS (its waiters' polls, marked "wait" in calls.jsonl) ap
 Reads the run folder's run.json (each step's `started_after` and `seconds`, from the runner's start) and
 calls.jsonl (each call's wall-clock `time`, `step`, and `wait` for a waiter's poll). The time line's zero is the
 runner's first call (the account guard's GetCallerIdentity, made as the steps are scheduled). A step whose entry
-has `converged_after` (seconds from its start until what it made was in place) gets a marker there. Writes an SVG
+has `converged_after` (seconds from the runner's start, like `started_after`, when its converge cell had run and
+the steps that need it converged could start) gets a marker there. A wait whose polls another notebook's wait
+answered (the run inventory shares them) shows only the polls it sent itself. Writes an SVG
 with no dependency beyond the standard library.
 """
 
@@ -40,7 +42,7 @@ def spans(run_dir: Path) -> list[dict]:
         converged = step.get("converged_after")
         out.append({"step": name, "start": start, "end": start + float(step["seconds"]),
                     "waits": [tuple(w) for w in waits],
-                    "converged": None if converged is None else start + float(converged)})
+                    "converged": None if converged is None else float(converged)})
     return out
 
 

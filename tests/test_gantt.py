@@ -45,10 +45,10 @@ def test_the_chart_is_an_svg_with_a_bar_per_step_and_per_wait(tmp_path):
 def test_a_step_that_says_when_it_converged_gets_a_marker_there(tmp_path):
     folder = _run_folder(tmp_path)
     record = json.loads((folder / "run.json").read_text())
-    record["steps"][1]["converged_after"] = 17.5
+    record["steps"][1]["converged_after"] = 4.5  # seconds from the run's start, like started_after (2.0 here)
     (folder / "run.json").write_text(json.dumps(record))
     rows = gantt.spans(folder)
-    assert [r["converged"] for r in rows] == [None, 19.5, None]
+    assert [r["converged"] for r in rows] == [None, 4.5, None]
     root = ET.fromstring(gantt.svg(rows, "t"))
     markers = root.findall("{http://www.w3.org/2000/svg}path")
-    assert len(markers) == 1 and "converged at 19.5 s" in markers[0].find("{http://www.w3.org/2000/svg}title").text
+    assert len(markers) == 1 and "converged at 4.5 s" in markers[0].find("{http://www.w3.org/2000/svg}title").text
