@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from vpclink_runbooks.aws import session as aws_mod
+from vpclink_runbooks.aws.run_inventory import FILE, RunInventory
+
 from .conftest import ROOT
 
 LOCAL = str(ROOT / "params" / "local.yaml")
@@ -162,3 +165,12 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240, what: str 
         time.sleep(0.05)
     kill(proc)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def notebook(sandbox, run_dir, step: str) -> aws_mod.Aws:
+    """What begin() makes in one notebook's kernel: a session with the recorder and the run inventory."""
+    session = sandbox.session()
+    aws = aws_mod.Aws(session, aws_mod.CallRecorder(step=step), step)
+    aws.inventory = RunInventory(run_dir / FILE, aws_mod.polling_now, step)
+    aws.inventory.attach(session)
+    return aws

@@ -10,16 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from vpclink_runbooks.aws import session as aws_mod
-from vpclink_runbooks.aws.run_inventory import FILE, RunInventory
+from vpclink_runbooks.aws.run_inventory import FILE
 
-
-def notebook(sandbox, run_dir, step: str) -> aws_mod.Aws:
-    """What begin() makes in one notebook's kernel: a session with the recorder and the run inventory."""
-    session = sandbox.session()
-    aws = aws_mod.Aws(session, aws_mod.CallRecorder(step=step), step)
-    aws.inventory = RunInventory(run_dir / FILE, aws_mod.polling_now, step)
-    aws.inventory.attach(session)
-    return aws
+from .lifecycle import notebook
 
 
 def sent(aws: aws_mod.Aws) -> list[str]:
