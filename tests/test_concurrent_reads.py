@@ -13,7 +13,6 @@ from botocore.exceptions import ClientError
 
 from vpclink_runbooks.aws import parallel
 from vpclink_runbooks.aws import session as aws_mod
-from vpclink_runbooks.aws.run_inventory import FILE, RunInventory
 from vpclink_runbooks.checks import inventory as inventory_mod
 from vpclink_runbooks.context import begin
 from vpclink_runbooks.run.runner import run
@@ -21,6 +20,7 @@ from vpclink_runbooks.sandbox import profile as profile_mod
 from vpclink_runbooks.steps import inspect as inspect_mod
 
 from .conftest import ROOT, write_params
+from .lifecycle import notebook
 
 LOCAL = str(ROOT / "params" / "local.yaml")
 LATENCY = 0.05  # seconds per call, as the AWS-like profile adds (80 ms there): calls in flight long enough to overlap
@@ -57,15 +57,6 @@ def answered(value):
 
 def one_after_another(*calls, workers: int = parallel.MAX_WORKERS) -> list:
     return [call() for call in calls]
-
-
-def notebook_session(sandbox, run_dir, step: str) -> aws_mod.Aws:
-    """What begin() makes in a runner's kernel: a session with the recorder and the run inventory."""
-    session = sandbox.session()
-    aws = aws_mod.Aws(session, aws_mod.CallRecorder(step=step), step)
-    aws.inventory = RunInventory(run_dir / FILE, aws_mod.polling_now, step)
-    aws.inventory.attach(session)
-    return aws
 
 
 # ---- gather ----------------------------------------------------------------------------------------------------
@@ -116,7 +107,7 @@ def test_reads_of_a_wait_side_by_side_are_marked_as_its_polls(sandbox):
 
 
 def test_the_final_verify_freshness_holds_in_the_workers(sandbox, tmp_path):
-    aws = notebook_session(sandbox, tmp_path, "50_verify")
+    aws = notebook(sandbox, tmp_path, "50_verify")
     aws.ec2.describe_instances()
     parallel.gather(aws.ec2.describe_instances, aws.ec2.describe_instances)
     assert [c["operation"] for c in aws.recorder.calls] == ["DescribeInstances"]  # kept: answered
@@ -158,7 +149,7 @@ def _while_held(aws: aws_mod.Aws, client: str, operation: str, first, second) ->
 
 
 def test_a_read_another_thread_has_on_its_way_is_sent_once(sandbox, tmp_path):
-    aws = notebook_session(sandbox, tmp_path, "50_verify")
+    aws = notebook(sandbox, tmp_path, "50_verify")
     first, second = _while_held(aws, "elbv2", "DescribeTargetGroups", aws.elbv2.describe_target_groups,
                                 aws.elbv2.describe_target_groups)
     assert first and second and first["TargetGroups"] == second["TargetGroups"]
@@ -166,7 +157,7 @@ def test_a_read_another_thread_has_on_its_way_is_sent_once(sandbox, tmp_path):
 
 
 def test_a_read_by_name_waits_for_the_list_on_its_way_that_answers_it(sandbox, tmp_path):
-    aws = notebook_session(sandbox, tmp_path, "50_verify")
+    aws = notebook(sandbox, tmp_path, "50_verify")
 
     def by_name():
         try:
