@@ -268,11 +268,7 @@ class RunInventory:
             if found is not None:
                 break
             pending.wait(max(0.0, deadline - time.monotonic()))
-        status, answer = found
-        context[_ANSWERED] = True
-        response = AWSResponse(url="", status_code=status, headers={}, raw=None)
-        parsed = json.loads(json.dumps(answer, default=_encode), object_hook=_decode)  # a copy per answer
-        return response, parsed
+        return _reply(context, *found)
 
     def _shared_poll(self, key: str, context: dict) -> tuple | None:
         """A wait's poll is sent, unless another notebook's wait polled the same read under SHARED_POLL_SECONDS ago,
@@ -293,9 +289,7 @@ class RunInventory:
                     self._append({"polling": {"key": key, "by": self.step or ""}, "at": now})
                     return None
             time.sleep(0.02)  # the other notebook's answer is a round trip away
-        context[_ANSWERED] = True
-        response = AWSResponse(url="", status_code=status, headers={}, raw=None)
-        return response, json.loads(json.dumps(answer, default=_encode), object_hook=_decode)
+        return _reply(context, status, answer)
 
     @contextlib.contextmanager
     def _polls_lock(self) -> Iterator[None]:
@@ -378,6 +372,13 @@ class RunInventory:
         if model is not None and is_mutating(model.name):
             self._forget(model.service_model.service_name, model.name,
                          (context or {}).get("runbook_inventory_params", {}), None)
+
+
+def _reply(context: dict, status: int, answer: dict) -> tuple[AWSResponse, dict]:
+    """What before-call returns to answer a read from the inventory instead of sending it (marked in its context)."""
+    context[_ANSWERED] = True
+    response = AWSResponse(url="", status_code=status, headers={}, raw=None)
+    return response, json.loads(json.dumps(answer, default=_encode), object_hook=_decode)  # a copy per answer
 
 
 def resent(path: Path) -> list[dict]:
