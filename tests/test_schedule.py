@@ -75,12 +75,18 @@ TIMINGS = {"00_inspect": (None, 0.1), "10_nlb": (0.1, 0.7), "20_vpc_link": (0.1,
            "30_ecs_service": (0.1, 0.8), "40_api": (0.1, 0.2), "50_verify": (None, 0.1)}
 
 
+def apply_with(fake: FakeNotebooks, width: int, monkeypatch, tmp_path) -> tuple[str, dict]:
+    """apply's notebooks through the scheduler, `fake` standing in for papermill, `width` at once: (status, record)."""
+    monkeypatch.setattr(schedule, "_execute", fake)
+    monkeypatch.setattr(schedule, "PARALLEL_STEPS", width)
+    record: dict = {}
+    return schedule._run_steps(COMMANDS["apply"], tmp_path / "p.yaml", tmp_path, False, record, None), record
+
+
 def test_steps_start_on_their_needs_converged_and_verify_after_all(monkeypatch, tmp_path):
     fake = FakeNotebooks(TIMINGS)
-    monkeypatch.setattr(schedule, "_execute", fake)
-    monkeypatch.setattr(schedule, "PARALLEL_STEPS", 3)
-    record: dict = {}
-    assert schedule._run_steps(COMMANDS["apply"], tmp_path / "p.yaml", tmp_path, False, record, None) == "succeeded"
+    status, record = apply_with(fake, 3, monkeypatch, tmp_path)
+    assert status == "succeeded"
     s = {step["notebook"].removesuffix(".ipynb"): step for step in record["steps"]}
     end = {nb: step["started_after"] + step["seconds"] for nb, step in s.items()}
     assert [step["notebook"] for step in record["steps"]] == [f"{nb}.ipynb" for nb, _ in COMMANDS["apply"]]
@@ -94,10 +100,8 @@ def test_steps_start_on_their_needs_converged_and_verify_after_all(monkeypatch, 
 
 def test_no_more_than_the_width_run_at_once(monkeypatch, tmp_path):
     fake = FakeNotebooks(TIMINGS)
-    monkeypatch.setattr(schedule, "_execute", fake)
-    monkeypatch.setattr(schedule, "PARALLEL_STEPS", 1)
-    record: dict = {}
-    assert schedule._run_steps(COMMANDS["apply"], tmp_path / "p.yaml", tmp_path, False, record, None) == "succeeded"
+    status, record = apply_with(fake, 1, monkeypatch, tmp_path)
+    assert status == "succeeded"
     assert fake.most == 1
     order = sorted(fake.started, key=fake.started.get)
     assert order == ["00_inspect", "10_nlb", "20_vpc_link", "30_ecs_service", "40_api", "50_verify"]
@@ -105,10 +109,8 @@ def test_no_more_than_the_width_run_at_once(monkeypatch, tmp_path):
 
 def test_a_failed_step_starts_nothing_new_and_is_recorded_last(monkeypatch, tmp_path):
     fake = FakeNotebooks(TIMINGS, fail="30_ecs_service")
-    monkeypatch.setattr(schedule, "_execute", fake)
-    monkeypatch.setattr(schedule, "PARALLEL_STEPS", 3)
-    record: dict = {}
-    assert schedule._run_steps(COMMANDS["apply"], tmp_path / "p.yaml", tmp_path, False, record, None) == "failed"
+    status, record = apply_with(fake, 3, monkeypatch, tmp_path)
+    assert status == "failed"
     assert "50_verify" not in fake.started  # never started: 30 failed
     assert record["steps"][-1]["notebook"] == "30_ecs_service.ipynb" and record["error"].startswith("30_ecs_service")
     # what was running when 30 failed finished (20 and 40 had started; nothing after the failure did)
