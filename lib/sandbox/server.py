@@ -32,12 +32,6 @@ class Delays:
     target_healthy: float = 0.5  # after registration, target "initial" -> "healthy"
 
 
-# AWS's transitions (profile.AWS_DELAYS: an NLB provisions in ~2.5 min, a VPC link is PENDING for ~3.3 min, a
-# fixed-port service's tasks start in ~30 s and pass health checks ~100 s after the NLB is active) scaled down 60x:
-# the delays alone, without the profile's latency and quotas.
-AWS_LIKE = profile_mod.Profile(scale=1 / 60).delays()
-
-
 class _SandboxSession(boto3.Session):
     """A boto3 Session whose clients and resources default to the sandbox endpoint."""
 
